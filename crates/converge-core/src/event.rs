@@ -1,0 +1,27 @@
+//! The stored form of a room event, and the stream position that orders everything.
+
+use serde::{Deserialize, Serialize};
+
+/// A position in the server's single ordered stream.
+///
+/// Every write a user can observe through `/sync` gets one, assigned by the store's ordered
+/// writer; a sync token is a stream position. Positions only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamPos(pub i64);
+
+/// A room event as it is persisted: the indexed fields plus the full signed JSON.
+///
+/// `json` is the event exactly as it will be served (canonical JSON of the signed PDU), so
+/// serving an event never re-serialises it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistedEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub event_type: String,
+    /// `Some` for state events, including the empty state key.
+    pub state_key: Option<String>,
+    /// Milliseconds since the Unix epoch, as chosen by the origin server.
+    pub origin_server_ts: i64,
+    pub json: String,
+}

@@ -1,0 +1,9 @@
+//! Converge's core: identifiers, the stored event model and other rules that need no I/O.
+//!
+//! Nothing here is async or touches the network, the disk or a clock; callers pass
+//! time and randomness in. That keeps every rule testable with plain tables.
+
+pub mod event;
+pub mod id;
+
+pub use event::{PersistedEvent, StreamPos};
