@@ -1,1 +1,118 @@
-//! placeholder
+//! The Converge server: configuration, services, the HTTP API and the process around them.
+//!
+//! [`start`] opens the store, builds the services and serves the client API (and, if
+//! enabled, metrics) until [`Server::shutdown`]. Tests call it with port 0.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod service;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use converge_store::{Store, StoreError, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use api::app;
+use config::Config;
+use service::Services;
+use state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Opens the store the configuration names, creating the data directory for SQLite.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let url = config.store_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let options = StoreOptions {
+        max_connections: config.limits.max_db_connections,
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(&url, options).await?)
+}
+
+/// A running server.
+pub struct Server {
+    /// Where the client API listens (useful when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// Where metrics are served, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts serving with `config`.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let store = open_store(&config).await?;
+    let services = Arc::new(Services::new(&config, store).await);
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let state = AppState {
+        base_url: config.base_url(addr).into(),
+        config: Arc::new(config),
+        services,
+        metrics: Arc::default(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![serve(listener, app(state.clone()), stopped.clone())];
+    let mut metrics_addr = None;
+    if state.config.metrics.enabled {
+        let listener = bind(state.config.metrics.listen).await?;
+        metrics_addr = listener.local_addr().ok();
+        tasks.push(serve(listener, api::ops::metrics_routes(state.clone()), stopped));
+    }
+    tracing::info!(%addr, metrics = ?metrics_addr, server_name = %state.config.server_name, "listening");
+    Ok(Server { addr, metrics_addr, state, stop, tasks })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) -> JoinHandle<std::io::Result<()>> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}
+
+impl Server {
+    /// Stops accepting connections, lets in-flight requests finish, then finishes every
+    /// queued write and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            match task.await {
+                Ok(Err(err)) => tracing::warn!(error = %err, "listener ended with an error"),
+                Err(err) => tracing::warn!(error = %err, "listener task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        self.state.services.store.close().await;
+        tracing::info!("shut down");
+    }
+}

@@ -234,13 +234,14 @@ impl Store {
         if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
-    /// Deactivates a user for good: no password, no devices, no tokens, no profile.
+    /// Deactivates a user for good: no devices, no tokens, no profile. The password hash
+    /// stays so a login with the right password can be told the account is deactivated.
     /// The localpart stays taken so the ID is never handed to someone else.
     pub async fn deactivate_user(&self, localpart: &str) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
-                "UPDATE users SET deactivated = TRUE, password_hash = NULL, displayname = NULL, \
+                "UPDATE users SET deactivated = TRUE, displayname = NULL, \
                  avatar_url = NULL WHERE localpart = $1",
             )
             .bind(localpart)

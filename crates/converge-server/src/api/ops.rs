@@ -1,0 +1,43 @@
+//! Operations endpoints: `GET /_converge/health`, and the Prometheus `/metrics` router
+//! served on its own listener.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{StatusCode, header};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/_converge/health", get(health))
+}
+
+/// The metrics listener's router.
+pub fn metrics_routes(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let store = &state.services.store;
+    let store_ok = match store.ping().await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: store does not answer");
+            false
+        }
+    };
+    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if store_ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": { "backend": store.backend_name(), "ok": store_ok },
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(&state.services.store.writer_stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
