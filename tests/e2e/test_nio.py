@@ -1,0 +1,617 @@
+# End-to-end tests: the third-party Matrix client library matrix-nio talking to a real `converge serve` process.
+"""End-to-end tests of Converge with matrix-nio.
+
+The binary under test is given by the CONVERGE_BIN environment variable (see run.sh, which
+defaults it to target/debug/converge). Each server instance gets a free loopback port and a
+fresh temporary data directory, and is stopped with SIGTERM at the end of the module; a
+non-zero exit status on shutdown fails the run.
+
+Tests are plain synchronous pytest functions that drive nio's AsyncClient with asyncio.run,
+so no pytest asyncio plugin is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from nio import (
+    Api,
+    AsyncClient,
+    AsyncClientConfig,
+    DeleteDevicesAuthResponse,
+    DeleteDevicesResponse,
+    DevicesResponse,
+    LoginError,
+    LoginInfoResponse,
+    LoginResponse,
+    LogoutResponse,
+    ProfileGetAvatarResponse,
+    ProfileGetDisplayNameResponse,
+    ProfileGetResponse,
+    ProfileSetAvatarResponse,
+    ProfileSetDisplayNameResponse,
+    RegisterResponse,
+    UpdateDeviceResponse,
+    WhoamiError,
+    WhoamiResponse,
+)
+
+# Not re-exported from the package root in matrix-nio 0.26.
+from nio.responses import RegisterErrorResponse, RegisterInteractiveResponse
+
+SERVER_NAME = "localhost"
+PASSWORD = "correct horse battery staple"
+STARTUP_TIMEOUT_S = 60.0
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+# --------------------------------------------------------------------------- server process
+
+
+def _converge_bin() -> Path:
+    value = os.environ.get("CONVERGE_BIN")
+    if not value:
+        pytest.fail(
+            "CONVERGE_BIN is not set: point it at a converge binary "
+            "(bash tests/e2e/run.sh defaults it to target/debug/converge)",
+            pytrace=False,
+        )
+    path = Path(value).resolve()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"CONVERGE_BIN={value!r} is not an executable file", pytrace=False)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One running `converge serve` process."""
+
+    def __init__(self, binary: Path, data_dir: Path, mode: str):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "converge.log"
+        # Start from the caller's environment minus any CONVERGE_* settings, so a developer's
+        # own configuration cannot leak into the test server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERGE_")}
+        env.update(
+            {
+                "CONVERGE_LISTEN": f"127.0.0.1:{self.port}",
+                "CONVERGE_DATA_DIR": str(data_dir),
+                "CONVERGE_SERVER_NAME": SERVER_NAME,
+                "CONVERGE_REGISTRATION__MODE": mode,
+                "CONVERGE_RATE_LIMITS__ENABLED": "false",
+                "NO_COLOR": "1",
+            }
+        )
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "serve"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        last_error = "no attempt"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"converge exited with status {self.proc.returncode} during startup:\n"
+                    + self.log_tail(),
+                    pytrace=False,
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/_converge/health", timeout=2) as resp:
+                    body = json.load(resp)
+                    if resp.status == 200:
+                        assert body.get("status") == "ok", body
+                        return
+                    last_error = f"HTTP {resp.status}"
+            except (urllib.error.URLError, ConnectionError, OSError) as e:
+                last_error = repr(e)
+            time.sleep(0.1)
+        self.kill()
+        pytest.fail(
+            f"converge did not become healthy within {STARTUP_TIMEOUT_S}s "
+            f"(last error: {last_error}):\n" + self.log_tail(),
+            pytrace=False,
+        )
+
+    def stop(self) -> int:
+        """SIGTERM the server and return its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(
+                f"converge did not exit within {SHUTDOWN_TIMEOUT_S}s of SIGTERM:\n"
+                + self.log_tail(),
+                pytrace=False,
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def create_token(self, uses: int = 1) -> str:
+        """`converge token create`, run against this server's data directory."""
+        out = subprocess.run(
+            [str(self.binary), "token", "create", "--uses", str(uses)],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, f"token create failed ({out.returncode}): {out.stderr}"
+        token = out.stdout.strip()
+        assert token and len(token.split()) == 1, f"unexpected token output: {out.stdout!r}"
+        return token
+
+
+@contextlib.contextmanager
+def _running_server(tmp_path_factory: pytest.TempPathFactory, mode: str):
+    server = Server(_converge_bin(), tmp_path_factory.mktemp(f"converge-{mode}"), mode)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is not None:
+            code = server.proc.returncode
+            pytest.fail(
+                f"converge died while the tests ran (status {code}):\n" + server.log_tail(),
+                pytrace=False,
+            )
+        code = server.stop()
+        if code != 0:
+            pytest.fail(
+                f"converge exited with status {code} after SIGTERM, expected 0:\n"
+                + server.log_tail(),
+                pytrace=False,
+            )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server with open registration."""
+    with _running_server(tmp_path_factory, "open") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    """A second server instance with the default token-gated registration."""
+    with _running_server(tmp_path_factory, "token") as s:
+        yield s
+
+
+# --------------------------------------------------------------------------- client helpers
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def _config() -> AsyncClientConfig:
+    # Fail fast instead of nio's default of retrying connection errors and 429s forever.
+    return AsyncClientConfig(max_timeouts=0, max_limit_exceeded=0, encryption_enabled=False)
+
+
+@contextlib.asynccontextmanager
+async def nio_client(server: Server, user: str = ""):
+    client = AsyncClient(server.url, user, config=_config())
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def fresh_username(prefix: str = "e2e") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def mxid(localpart: str) -> str:
+    return f"@{localpart}:{SERVER_NAME}"
+
+
+async def register_user(server: Server, username: str, device_name: str = "reg") -> RegisterResponse:
+    async with nio_client(server) as client:
+        resp = await client.register(username, PASSWORD, device_name=device_name)
+        assert isinstance(resp, RegisterResponse), f"register failed: {resp}"
+        return resp
+
+
+async def register_with_auth(client: AsyncClient, username: str, auth: dict, device_name: str = ""):
+    """POST /register with an arbitrary UIA auth dict, parsed by nio as a RegisterResponse.
+
+    nio has no public method for a spec-style single-stage m.login.registration_token flow
+    (its register_with_token hard-codes Synapse's three-request dance), so this uses nio's own
+    request builder (Api.register) and response parser (AsyncClient._send).
+    """
+    method, path, data = Api.register(
+        user=username, password=PASSWORD, device_name=device_name, auth_dict=auth
+    )
+    return await client._send(RegisterResponse, method, path, data)
+
+
+def status_of(resp) -> int | None:
+    tr = getattr(resp, "transport_response", None)
+    return tr.status if tr is not None else None
+
+
+# --------------------------------------------------------------------------- open registration
+
+
+def test_login_flows_advertise_password(server):
+    async def body():
+        async with nio_client(server) as client:
+            resp = await client.login_info()
+            assert isinstance(resp, LoginInfoResponse), resp
+            assert "m.login.password" in resp.flows
+
+    run(body())
+
+
+def test_register_returns_credentials(server):
+    username = fresh_username()
+
+    async def body():
+        async with nio_client(server) as client:
+            resp = await client.register(username, PASSWORD, device_name="e2e register")
+            assert isinstance(resp, RegisterResponse), f"expected RegisterResponse, got {resp}"
+            assert resp.user_id == mxid(username)
+            assert isinstance(resp.access_token, str) and resp.access_token
+            assert isinstance(resp.device_id, str) and resp.device_id
+            # nio adopts the credentials; the token must work straight away.
+            assert client.logged_in and client.access_token == resp.access_token
+            who = await client.whoami()
+            assert isinstance(who, WhoamiResponse), who
+            assert who.user_id == resp.user_id
+            assert who.device_id == resp.device_id
+
+    run(body())
+
+
+def test_register_same_username_twice_is_user_in_use(server):
+    username = fresh_username()
+
+    async def body():
+        await register_user(server, username)
+        async with nio_client(server) as client:
+            resp = await client.register(username, "another password")
+            assert isinstance(resp, RegisterErrorResponse), f"second register succeeded: {resp}"
+            assert resp.status_code == "M_USER_IN_USE", resp
+            assert status_of(resp) == 400
+            assert not client.logged_in
+
+    run(body())
+
+
+def test_login_whoami_profile_and_devices(server):
+    username = fresh_username()
+
+    async def body():
+        reg = await register_user(server, username, device_name="first device")
+        async with nio_client(server, username) as client:
+            login = await client.login(PASSWORD, device_name="e2e login")
+            assert isinstance(login, LoginResponse), f"login failed: {login}"
+            assert login.user_id == mxid(username)
+            assert login.access_token and login.device_id
+            assert login.device_id != reg.device_id, "login must create a new device"
+            assert login.access_token != reg.access_token
+
+            who = await client.whoami()
+            assert isinstance(who, WhoamiResponse), who
+            assert who.user_id == mxid(username)
+            assert who.device_id == login.device_id
+
+            # Display name round trip (non-ASCII on purpose).
+            new_name = f"Ålice E2E {uuid.uuid4().hex[:6]}"
+            set_resp = await client.set_displayname(new_name)
+            assert isinstance(set_resp, ProfileSetDisplayNameResponse), set_resp
+            get_resp = await client.get_displayname()
+            assert isinstance(get_resp, ProfileGetDisplayNameResponse), get_resp
+            assert get_resp.displayname == new_name
+
+            # Avatar round trip, and the whole profile.
+            avatar = f"mxc://{SERVER_NAME}/{uuid.uuid4().hex}"
+            set_av = await client.set_avatar(avatar)
+            assert isinstance(set_av, ProfileSetAvatarResponse), set_av
+            get_av = await client.get_avatar()
+            assert isinstance(get_av, ProfileGetAvatarResponse), get_av
+            assert get_av.avatar_url == avatar
+            profile = await client.get_profile()
+            assert isinstance(profile, ProfileGetResponse), profile
+            assert profile.displayname == new_name
+            assert profile.avatar_url == avatar
+
+            # Both the registration device and the login device are listed, with their names.
+            devices = await client.devices()
+            assert isinstance(devices, DevicesResponse), devices
+            by_id = {d.id: d for d in devices.devices}
+            assert set(by_id) == {reg.device_id, login.device_id}, by_id
+            assert by_id[login.device_id].display_name == "e2e login"
+            assert by_id[reg.device_id].display_name == "first device"
+
+            # Renaming a device is visible in the next listing.
+            upd = await client.update_device(login.device_id, {"display_name": "renamed"})
+            assert isinstance(upd, UpdateDeviceResponse), upd
+            devices = await client.devices()
+            assert isinstance(devices, DevicesResponse), devices
+            assert {d.id: d.display_name for d in devices.devices}[login.device_id] == "renamed"
+
+    run(body())
+
+
+def test_displayname_visible_to_other_users(server):
+    alice, bob = fresh_username("alice"), fresh_username("bob")
+
+    async def body():
+        await register_user(server, alice)
+        async with nio_client(server, alice) as a:
+            assert isinstance(await a.login(PASSWORD), LoginResponse)
+            assert isinstance(await a.set_displayname("Alice Public"), ProfileSetDisplayNameResponse)
+        async with nio_client(server) as b:
+            reg = await b.register(bob, PASSWORD)
+            assert isinstance(reg, RegisterResponse), reg
+            resp = await b.get_displayname(mxid(alice))
+            assert isinstance(resp, ProfileGetDisplayNameResponse), resp
+            assert resp.displayname == "Alice Public"
+
+    run(body())
+
+
+def test_logout_invalidates_token(server):
+    username = fresh_username()
+
+    async def body():
+        reg = await register_user(server, username)
+        async with nio_client(server, username) as client:
+            login = await client.login(PASSWORD)
+            assert isinstance(login, LoginResponse), login
+            old_token = login.access_token
+
+            resp = await client.logout()
+            assert isinstance(resp, LogoutResponse), f"logout failed: {resp}"
+            assert client.access_token == "", "nio clears its token after a successful logout"
+
+        # A fresh client holding the logged-out token must be rejected.
+        async with nio_client(server) as stale:
+            stale.restore_login(mxid(username), login.device_id, old_token)
+            who = await stale.whoami()
+            assert isinstance(who, WhoamiError), f"logged-out token still works: {who}"
+            assert who.status_code == "M_UNKNOWN_TOKEN", who
+            assert status_of(who) == 401
+
+        # Logging out one device leaves the others alone, and drops the logged-out device.
+        async with nio_client(server) as other:
+            other.restore_login(reg.user_id, reg.device_id, reg.access_token)
+            who = await other.whoami()
+            assert isinstance(who, WhoamiResponse), who
+            assert who.device_id == reg.device_id
+            devices = await other.devices()
+            assert isinstance(devices, DevicesResponse), devices
+            assert [d.id for d in devices.devices] == [reg.device_id]
+
+    run(body())
+
+
+def test_logout_all_devices(server):
+    username = fresh_username()
+
+    async def body():
+        reg = await register_user(server, username)
+        async with nio_client(server, username) as client:
+            login = await client.login(PASSWORD)
+            assert isinstance(login, LoginResponse), login
+            resp = await client.logout(all_devices=True)
+            assert isinstance(resp, LogoutResponse), resp
+
+        for device_id, token in ((reg.device_id, reg.access_token), (login.device_id, login.access_token)):
+            async with nio_client(server) as stale:
+                stale.restore_login(mxid(username), device_id, token)
+                who = await stale.whoami()
+                assert isinstance(who, WhoamiError), f"token of {device_id} survived logout/all: {who}"
+                assert who.status_code == "M_UNKNOWN_TOKEN", who
+
+        # The account itself still works.
+        async with nio_client(server, username) as client:
+            assert isinstance(await client.login(PASSWORD), LoginResponse)
+
+    run(body())
+
+
+def test_wrong_password_is_forbidden(server):
+    username = fresh_username()
+
+    async def body():
+        await register_user(server, username)
+        async with nio_client(server, username) as client:
+            resp = await client.login("not the password")
+            assert isinstance(resp, LoginError), f"login with a wrong password succeeded: {resp}"
+            assert resp.status_code == "M_FORBIDDEN", resp
+            assert status_of(resp) == 403
+            assert not client.logged_in
+        # An unknown user gets the same answer (no user enumeration through login).
+        async with nio_client(server, fresh_username("nobody")) as client:
+            resp = await client.login(PASSWORD)
+            assert isinstance(resp, LoginError), resp
+            assert resp.status_code == "M_FORBIDDEN", resp
+
+    run(body())
+
+
+def test_delete_device_with_password_uia(server):
+    username = fresh_username()
+
+    async def body():
+        reg = await register_user(server, username)
+        async with nio_client(server, username) as client:
+            login = await client.login(PASSWORD, device_name="keeper")
+            assert isinstance(login, LoginResponse), login
+
+            # Without auth: the server answers with the UIA flows and a session.
+            first = await client.delete_devices([reg.device_id])
+            assert isinstance(first, DeleteDevicesAuthResponse), first
+            assert first.session
+            assert any(f.get("stages") == ["m.login.password"] for f in first.flows), first.flows
+
+            # A wrong password does not delete anything.
+            bad = await client.delete_devices(
+                [reg.device_id],
+                {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": username},
+                    "password": "wrong",
+                    "session": first.session,
+                },
+            )
+            assert not isinstance(bad, DeleteDevicesResponse), f"deleted with a wrong password: {bad}"
+
+            done = await client.delete_devices(
+                [reg.device_id],
+                {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": username},
+                    "password": PASSWORD,
+                    "session": first.session,
+                },
+            )
+            assert isinstance(done, DeleteDevicesResponse), f"delete_devices failed: {done}"
+
+            devices = await client.devices()
+            assert isinstance(devices, DevicesResponse), devices
+            assert [d.id for d in devices.devices] == [login.device_id]
+
+        async with nio_client(server) as stale:
+            stale.restore_login(reg.user_id, reg.device_id, reg.access_token)
+            who = await stale.whoami()
+            assert isinstance(who, WhoamiError), f"deleted device's token still works: {who}"
+            assert who.status_code == "M_UNKNOWN_TOKEN", who
+
+    run(body())
+
+
+# --------------------------------------------------------------------------- token registration
+
+
+def test_token_mode_rejects_dummy_registration(token_server):
+    username = fresh_username("tok")
+
+    async def body():
+        async with nio_client(token_server) as client:
+            resp = await client.register(username, PASSWORD)  # nio sends m.login.dummy
+            assert isinstance(resp, RegisterErrorResponse), f"registered without a token: {resp}"
+            assert status_of(resp) == 401, resp
+            assert not client.logged_in
+        async with nio_client(token_server, username) as client:
+            resp = await client.login(PASSWORD)
+            assert isinstance(resp, LoginError), f"account exists after a rejected register: {resp}"
+
+    run(body())
+
+
+def test_token_mode_registration_token_flow(token_server):
+    username = fresh_username("tok")
+    token = token_server.create_token(uses=1)
+
+    async def body():
+        async with nio_client(token_server) as client:
+            # A bad token is refused with the flows and a session to continue with.
+            first = await client.register_interactive(
+                username, PASSWORD, {"type": "m.login.registration_token", "token": "not-a-token"}
+            )
+            assert isinstance(first, RegisterInteractiveResponse), first
+            assert status_of(first) == 401
+            assert first.stages == ["m.login.registration_token"], first.stages
+            assert first.session
+
+            resp = await register_with_auth(
+                client,
+                username,
+                {"type": "m.login.registration_token", "token": token, "session": first.session},
+                device_name="token device",
+            )
+            assert isinstance(resp, RegisterResponse), f"token registration failed: {resp}"
+            assert resp.user_id == mxid(username)
+            who = await client.whoami()
+            assert isinstance(who, WhoamiResponse), who
+            assert who.user_id == mxid(username) and who.device_id == resp.device_id
+
+        # The token had one use: it cannot register a second account.
+        async with nio_client(token_server) as client:
+            again = await register_with_auth(
+                client, fresh_username("tok"), {"type": "m.login.registration_token", "token": token}
+            )
+            assert isinstance(again, RegisterErrorResponse), f"single-use token reused: {again}"
+            assert status_of(again) == 401
+            assert again.status_code == "M_FORBIDDEN", again
+
+    run(body())
+
+
+def test_nio_register_with_token_first_request(token_server):
+    """Known server bug, reported as an expected failure until fixed.
+
+    nio's AsyncClient.register_with_token starts with a POST /register whose `auth` object has
+    neither `type` nor `session` ({"initial_device_display_name": "matrix-nio"}). Neither key is
+    required by the spec's AuthenticationData, so the server should answer 401 with the UIA
+    flows and a new session; Converge answers 400 M_BAD_JSON ("missing field `session`").
+
+    pytest.xfail is called imperatively (rather than an xfail marker) so that only this exact
+    symptom is tolerated: any other failure, including fixture or shutdown errors, still fails.
+    """
+
+    async def body():
+        async with nio_client(token_server) as client:
+            return await client.register_interactive(
+                fresh_username("tok"), PASSWORD, auth_dict={"initial_device_display_name": "matrix-nio"}
+            )
+
+    resp = run(body())
+    if status_of(resp) == 400 and "missing field `session`" in (
+        getattr(resp, "message", "") or ""
+    ):
+        pytest.xfail(
+            "server bug: /register rejects an auth object without `session`/`type` "
+            "with 400 M_BAD_JSON instead of a 401 UIA response"
+        )
+    # Once the bug is fixed this is what must happen (then drop the xfail branch above).
+    assert isinstance(resp, RegisterInteractiveResponse), resp
+    assert status_of(resp) == 401
+    assert resp.session
+    assert resp.stages == ["m.login.registration_token"]
