@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Every write a user can observe through `/sync` gets one, assigned by the store's ordered
 /// writer; a sync token is a stream position. Positions only grow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct StreamPos(pub i64);
 
 /// A room event as it is persisted: the indexed fields plus the full signed JSON.

@@ -24,8 +24,7 @@ pub fn validate_localpart(localpart: &str, server_name: &str) -> Result<(), Loca
     if localpart.is_empty() {
         return Err(LocalpartError::Empty);
     }
-    let allowed =
-        |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/' | '+');
+    let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/' | '+');
     if !localpart.chars().all(allowed) {
         return Err(LocalpartError::InvalidCharacter);
     }
@@ -79,7 +78,11 @@ mod tests {
             (&long, Err(LocalpartError::TooLong)),
         ];
         for (input, expected) in cases {
-            assert_eq!(&validate_localpart(input, "localhost"), expected, "input {input:?}");
+            assert_eq!(
+                &validate_localpart(input, "localhost"),
+                expected,
+                "input {input:?}"
+            );
         }
     }
 
@@ -88,7 +91,10 @@ mod tests {
         let fits = "a".repeat(MAX_USER_ID_BYTES - "localhost".len() - 2);
         assert_eq!(validate_localpart(&fits, "localhost"), Ok(()));
         let over = format!("{fits}a");
-        assert_eq!(validate_localpart(&over, "localhost"), Err(LocalpartError::TooLong));
+        assert_eq!(
+            validate_localpart(&over, "localhost"),
+            Err(LocalpartError::TooLong)
+        );
     }
 
     #[test]
@@ -102,7 +108,11 @@ mod tests {
             ("@alice", None),
         ];
         for (input, expected) in cases {
-            assert_eq!(login_localpart(input, "localhost").as_deref(), expected, "input {input}");
+            assert_eq!(
+                login_localpart(input, "localhost").as_deref(),
+                expected,
+                "input {input}"
+            );
         }
     }
 }

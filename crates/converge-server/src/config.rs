@@ -76,7 +76,9 @@ pub struct RegistrationConfig {
 
 impl Default for RegistrationConfig {
     fn default() -> Self {
-        Self { mode: RegistrationMode::Token }
+        Self {
+            mode: RegistrationMode::Token,
+        }
     }
 }
 
@@ -89,7 +91,9 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { refreshable_token_lifetime: Duration::from_secs(300) }
+        Self {
+            refreshable_token_lifetime: Duration::from_secs(300),
+        }
     }
 }
 
@@ -102,7 +106,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_bytes: 1024 * 1024, max_db_connections: 8 }
+        Self {
+            max_request_bytes: 1024 * 1024,
+            max_db_connections: 8,
+        }
     }
 }
 
@@ -119,9 +126,18 @@ impl Default for RateLimitsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            login: Rate { per_second: 0.5, burst: 10 },
-            login_account: Rate { per_second: 0.1, burst: 5 },
-            register: Rate { per_second: 0.2, burst: 5 },
+            login: Rate {
+                per_second: 0.5,
+                burst: 10,
+            },
+            login_account: Rate {
+                per_second: 0.1,
+                burst: 5,
+            },
+            register: Rate {
+                per_second: 0.2,
+                burst: 5,
+            },
         }
     }
 }
@@ -143,7 +159,10 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: false, listen: SocketAddr::from(([127, 0, 0, 1], 9108)) }
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9108)),
+        }
     }
 }
 
@@ -151,7 +170,10 @@ impl Default for MetricsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
@@ -167,12 +189,15 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?
             }
             None => toml::Table::new(),
         };
@@ -184,10 +209,12 @@ impl Config {
                 overlay(&mut table, key, &value)?;
             }
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::Invalid {
-                key: e.path().to_string(),
-                message: e.into_inner().to_string(),
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                }
             })?;
         config.validate()?;
         Ok(config)
@@ -195,7 +222,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| {
-            Err(ConfigError::Invalid { key: key.into(), message: message.into() })
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message: message.into(),
+            })
         };
         if ruma::ServerName::parse(&self.server_name).is_err() {
             return invalid("server_name", "not a valid Matrix server name");
@@ -278,9 +308,13 @@ pub mod human_duration {
 
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 2h or 7d"))?;
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 2h or 7d"))?;
         let seconds = match unit {
             "s" => 1,
             "m" => 60,
@@ -298,7 +332,7 @@ pub mod human_duration {
     pub fn format(duration: &Duration) -> String {
         let secs = duration.as_secs();
         for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-            if secs > 0 && secs % size == 0 {
+            if secs > 0 && secs.is_multiple_of(size) {
                 return format!("{}{unit}", secs / size);
             }
         }
@@ -320,7 +354,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -328,7 +365,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, EXAMPLE).unwrap();
-        assert_eq!(Config::load(Some(&path), env(&[])).unwrap(), Config::default());
+        assert_eq!(
+            Config::load(Some(&path), env(&[])).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -371,24 +411,44 @@ mod tests {
         assert_eq!(config.server_name, "example.org");
         assert_eq!(config.limits.max_request_bytes, 4096);
         assert!(!config.rate_limits.enabled);
-        assert_eq!(config.auth.refreshable_token_lifetime, Duration::from_secs(7200));
+        assert_eq!(
+            config.auth.refreshable_token_lifetime,
+            Duration::from_secs(7200)
+        );
     }
 
     #[test]
     fn bad_keys_and_values_name_the_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("CONVERGE_REGISTRATION__MODE", "sometimes")], "registration.mode"),
+            (
+                &[("CONVERGE_REGISTRATION__MODE", "sometimes")],
+                "registration.mode",
+            ),
             (&[("CONVERGE_BOGUS", "1")], "bogus"),
             (&[("CONVERGE_LISTEN", "nowhere")], "listen"),
-            (&[("CONVERGE_LIMITS__MAX_REQUEST_BYTES", "-5")], "limits.max_request_bytes"),
-            (&[("CONVERGE_LIMITS__MAX_REQUEST_BYTES", "10")], "limits.max_request_bytes"),
+            (
+                &[("CONVERGE_LIMITS__MAX_REQUEST_BYTES", "-5")],
+                "limits.max_request_bytes",
+            ),
+            (
+                &[("CONVERGE_LIMITS__MAX_REQUEST_BYTES", "10")],
+                "limits.max_request_bytes",
+            ),
             (&[("CONVERGE_SERVER_NAME", "not a name")], "server_name"),
             (&[("CONVERGE_DATABASE_URL", "mysql://x")], "database_url"),
-            (&[("CONVERGE_AUTH__REFRESHABLE_TOKEN_LIFETIME", "soon")], "auth.refreshable_token_lifetime"),
-            (&[("CONVERGE_RATE_LIMITS__LOGIN__BURST", "0")], "rate_limits.login"),
+            (
+                &[("CONVERGE_AUTH__REFRESHABLE_TOKEN_LIFETIME", "soon")],
+                "auth.refreshable_token_lifetime",
+            ),
+            (
+                &[("CONVERGE_RATE_LIMITS__LOGIN__BURST", "0")],
+                "rate_limits.login",
+            ),
         ];
         for (vars, key) in cases {
-            let err = Config::load(None, env(vars)).expect_err("must be refused").to_string();
+            let err = Config::load(None, env(vars))
+                .expect_err("must be refused")
+                .to_string();
             assert!(err.contains(key), "{err:?} should name {key}");
         }
     }
@@ -397,14 +457,27 @@ mod tests {
     fn unknown_keys_in_a_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[registration]\nmode = \"open\"\ncolour = \"blue\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[registration]\nmode = \"open\"\ncolour = \"blue\"\n",
+        )
+        .unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
-        assert!(err.contains("registration") && err.contains("colour"), "{err}");
+        assert!(
+            err.contains("registration") && err.contains("colour"),
+            "{err}"
+        );
     }
 
     #[test]
     fn durations() {
-        for (text, secs) in [("30s", 30), ("5m", 300), ("2h", 7200), ("7d", 604_800), ("1w", 604_800)] {
+        for (text, secs) in [
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("1w", 604_800),
+        ] {
             assert_eq!(human_duration::parse(text), Ok(Duration::from_secs(secs)));
         }
         for bad in ["", "5", "m", "5x", "-5m", "99999999999999999999w"] {

@@ -117,7 +117,9 @@ impl IntoResponse for Error {
         if let Error::LimitExceeded { retry_after_ms } = self {
             let secs = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(value) = http::HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(http::header::RETRY_AFTER, value);
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, value);
             }
         }
         response
@@ -143,11 +145,25 @@ mod tests {
     fn errors_map_to_matrix_codes() {
         let cases = [
             (Error::forbidden("no"), 403, "M_FORBIDDEN"),
-            (Error::Unrecognized { status: StatusCode::METHOD_NOT_ALLOWED }, 405, "M_UNRECOGNIZED"),
+            (
+                Error::Unrecognized {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                },
+                405,
+                "M_UNRECOGNIZED",
+            ),
             (Error::MissingToken, 401, "M_MISSING_TOKEN"),
-            (Error::UnknownToken { soft_logout: false }, 401, "M_UNKNOWN_TOKEN"),
+            (
+                Error::UnknownToken { soft_logout: false },
+                401,
+                "M_UNKNOWN_TOKEN",
+            ),
             (Error::TooLarge { limit: 10 }, 413, "M_TOO_LARGE"),
-            (Error::LimitExceeded { retry_after_ms: 5 }, 429, "M_LIMIT_EXCEEDED"),
+            (
+                Error::LimitExceeded { retry_after_ms: 5 },
+                429,
+                "M_LIMIT_EXCEEDED",
+            ),
             (Error::UserInUse, 400, "M_USER_IN_USE"),
             (Error::internal("secret detail"), 500, "M_UNKNOWN"),
         ];
@@ -158,7 +174,16 @@ mod tests {
             assert!(body["error"].is_string());
             assert!(!body.to_string().contains("secret detail"));
         }
-        assert_eq!(Error::UnknownToken { soft_logout: false }.body()["soft_logout"], false);
-        assert_eq!(Error::LimitExceeded { retry_after_ms: 1500 }.body()["retry_after_ms"], 1500);
+        assert_eq!(
+            Error::UnknownToken { soft_logout: false }.body()["soft_logout"],
+            false
+        );
+        assert_eq!(
+            Error::LimitExceeded {
+                retry_after_ms: 1500
+            }
+            .body()["retry_after_ms"],
+            1500
+        );
     }
 }

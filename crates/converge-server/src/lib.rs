@@ -27,11 +27,17 @@ use state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the store the configuration names, creating the data directory for SQLite.
@@ -66,7 +72,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let store = open_store(&config).await?;
     let services = Arc::new(Services::new(&config, store).await);
     let listener = bind(config.listen).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let state = AppState {
         base_url: config.base_url(addr).into(),
         config: Arc::new(config),
@@ -79,17 +88,33 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     if state.config.metrics.enabled {
         let listener = bind(state.config.metrics.listen).await?;
         metrics_addr = listener.local_addr().ok();
-        tasks.push(serve(listener, api::ops::metrics_routes(state.clone()), stopped));
+        tasks.push(serve(
+            listener,
+            api::ops::metrics_routes(state.clone()),
+            stopped,
+        ));
     }
     tracing::info!(%addr, metrics = ?metrics_addr, server_name = %state.config.server_name, "listening");
-    Ok(Server { addr, metrics_addr, state, stop, tasks })
+    Ok(Server {
+        addr,
+        metrics_addr,
+        state,
+        stop,
+        tasks,
+    })
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
-fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) -> JoinHandle<std::io::Result<()>> {
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         axum::serve(listener, service)

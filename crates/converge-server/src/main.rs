@@ -10,7 +10,11 @@ use converge_server::service::Services;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "converge", version, about = "A converged communications server speaking the Matrix client-server API")]
+#[command(
+    name = "converge",
+    version,
+    about = "A converged communications server speaking the Matrix client-server API"
+)]
 struct Cli {
     /// The configuration file (TOML). Without it the embedded defaults are used.
     #[arg(long, short, global = true)]
@@ -85,7 +89,10 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Config { command: ConfigCommand::Example } = cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Example,
+    } = cli.command
+    {
         print!("{}", config::EXAMPLE);
         return ExitCode::SUCCESS;
     }
@@ -99,8 +106,13 @@ fn main() -> ExitCode {
     init_logging(&config, cli.log_level.as_deref());
     // Panics are caught per request and answered with a 500; log them as one line
     // through tracing rather than a backtrace on stderr.
-    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "a task panicked")));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    std::panic::set_hook(Box::new(
+        |info| tracing::error!(panic = %info, "a task panicked"),
+    ));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("converge: cannot start the runtime: {err}");
@@ -133,32 +145,56 @@ fn init_logging(config: &Config, level: Option<&str>) {
 async fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => {
-            let server = converge_server::start(config).await.map_err(|e| e.to_string())?;
+            let server = converge_server::start(config)
+                .await
+                .map_err(|e| e.to_string())?;
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.shutdown().await;
             Ok(())
         }
-        Command::User { command: UserCommand::Add { name, password, password_stdin, admin } } => {
+        Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    password,
+                    password_stdin,
+                    admin,
+                },
+        } => {
             let password = match (password, password_stdin) {
                 (Some(password), _) => password,
                 (None, true) => {
                     let mut input = String::new();
-                    std::io::stdin().read_to_string(&mut input).map_err(|e| format!("reading the password: {e}"))?;
+                    std::io::stdin()
+                        .read_to_string(&mut input)
+                        .map_err(|e| format!("reading the password: {e}"))?;
                     input.trim_end_matches(['\r', '\n']).to_owned()
                 }
-                (None, false) => return Err("give a password with --password or --password-stdin".into()),
+                (None, false) => {
+                    return Err("give a password with --password or --password-stdin".into());
+                }
             };
             let services = services(&config).await?;
             let result = services.accounts.create_user(&name, password, admin).await;
             services.store.close().await;
-            let user_id = result.map_err(|e| format!("cannot add the user: {}", e.body()["error"].as_str().unwrap_or("error")))?;
+            let user_id = result.map_err(|e| {
+                format!(
+                    "cannot add the user: {}",
+                    e.body()["error"].as_str().unwrap_or("error")
+                )
+            })?;
             println!("{user_id}");
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { uses, expires } } => {
+        Command::Token {
+            command: TokenCommand::Create { uses, expires },
+        } => {
             let services = services(&config).await?;
-            let result = services.accounts.create_registration_token(uses, expires).await;
+            let result = services
+                .accounts
+                .create_registration_token(uses, expires)
+                .await;
             services.store.close().await;
             let token = result.map_err(|e| format!("cannot create the token: {e}"))?;
             println!("{}", token.token);
@@ -169,7 +205,9 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
 }
 
 async fn services(config: &Config) -> Result<Services, String> {
-    let store = converge_server::open_store(config).await.map_err(|e| e.to_string())?;
+    let store = converge_server::open_store(config)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Services::new(config, store).await)
 }
 

@@ -11,7 +11,9 @@ use converge_store::WriterStats;
 use http::{Method, StatusCode};
 
 /// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 
 #[derive(Default)]
 struct Series {
@@ -30,7 +32,9 @@ impl Metrics {
     pub fn record(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let series = requests.entry((method.to_string(), route.to_owned(), status.as_u16())).or_default();
+        let series = requests
+            .entry((method.to_string(), route.to_owned(), status.as_u16()))
+            .or_default();
         series.count += 1;
         series.sum_seconds += seconds;
         if let Some(i) = BUCKETS.iter().position(|&bound| seconds <= bound) {
@@ -51,23 +55,47 @@ impl Metrics {
                 series.count
             );
         }
-        out.push_str("# HELP converge_http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str(
+            "# HELP converge_http_request_duration_seconds Time to answer HTTP requests.\n",
+        );
         out.push_str("# TYPE converge_http_request_duration_seconds histogram\n");
         for ((method, route, status), series) in requests.iter() {
-            let labels = format!("method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route));
+            let labels = format!(
+                "method=\"{method}\",route=\"{}\",status=\"{status}\"",
+                escape(route)
+            );
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(series.buckets) {
                 cumulative += count;
-                let _ = writeln!(out, "converge_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "converge_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
             }
-            let _ = writeln!(out, "converge_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", series.count);
-            let _ = writeln!(out, "converge_http_request_duration_seconds_sum{{{labels}}} {}", series.sum_seconds);
-            let _ = writeln!(out, "converge_http_request_duration_seconds_count{{{labels}}} {}", series.count);
+            let _ = writeln!(
+                out,
+                "converge_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                series.count
+            );
+            let _ = writeln!(
+                out,
+                "converge_http_request_duration_seconds_sum{{{labels}}} {}",
+                series.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "converge_http_request_duration_seconds_count{{{labels}}} {}",
+                series.count
+            );
         }
-        out.push_str("# HELP converge_store_commits_total Transactions committed by the ordered writer.\n");
+        out.push_str(
+            "# HELP converge_store_commits_total Transactions committed by the ordered writer.\n",
+        );
         out.push_str("# TYPE converge_store_commits_total counter\n");
         let _ = writeln!(out, "converge_store_commits_total {}", writer.commits);
-        out.push_str("# HELP converge_store_writes_total Writes committed by the ordered writer.\n");
+        out.push_str(
+            "# HELP converge_store_writes_total Writes committed by the ordered writer.\n",
+        );
         out.push_str("# TYPE converge_store_writes_total counter\n");
         let _ = writeln!(out, "converge_store_writes_total {}", writer.writes);
         out
@@ -75,7 +103,10 @@ impl Metrics {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -86,13 +117,30 @@ mod tests {
     fn renders_counts_and_cumulative_buckets() {
         let metrics = Metrics::default();
         let route = "/_matrix/client/v3/login";
-        metrics.record(&Method::POST, route, StatusCode::OK, Duration::from_micros(800));
-        metrics.record(&Method::POST, route, StatusCode::OK, Duration::from_millis(20));
-        let text = metrics.render(&WriterStats { commits: 3, writes: 7 });
+        metrics.record(
+            &Method::POST,
+            route,
+            StatusCode::OK,
+            Duration::from_micros(800),
+        );
+        metrics.record(
+            &Method::POST,
+            route,
+            StatusCode::OK,
+            Duration::from_millis(20),
+        );
+        let text = metrics.render(&WriterStats {
+            commits: 3,
+            writes: 7,
+        });
         let labels = format!("method=\"POST\",route=\"{route}\",status=\"200\"");
         assert!(text.contains(&format!("converge_http_requests_total{{{labels}}} 2")));
-        assert!(text.contains(&format!("converge_http_request_duration_seconds_bucket{{{labels},le=\"0.001\"}} 1")));
-        assert!(text.contains(&format!("converge_http_request_duration_seconds_bucket{{{labels},le=\"0.025\"}} 2")));
+        assert!(text.contains(&format!(
+            "converge_http_request_duration_seconds_bucket{{{labels},le=\"0.001\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "converge_http_request_duration_seconds_bucket{{{labels},le=\"0.025\"}} 2"
+        )));
         assert!(text.contains("converge_store_writes_total 7"));
     }
 }

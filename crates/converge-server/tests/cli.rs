@@ -20,41 +20,67 @@ fn converge(data_dir: &std::path::Path) -> Command {
 #[test]
 fn config_example_is_printed_and_usable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = converge(dir.path()).args(["config", "example"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["config", "example"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("server_name = \"localhost\"") && text.contains("[registration]"));
     let path = dir.path().join("converge.toml");
     std::fs::write(&path, &text).unwrap();
     // A config that parses lets a command run against it.
-    let output = converge(dir.path()).args(["--config", path.to_str().unwrap(), "token", "create"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = converge(dir.path())
+        .args(["--config", path.to_str().unwrap(), "token", "create"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn bad_configuration_exits_with_code_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let output = converge(dir.path()).env("CONVERGE_REGISTRATION__MODE", "sometimes").arg("serve").output().unwrap();
+    let output = converge(dir.path())
+        .env("CONVERGE_REGISTRATION__MODE", "sometimes")
+        .arg("serve")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("registration.mode"));
 
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "server_name = \"localhost\"\nlisten_port = 8008\n").unwrap();
-    let output = converge(dir.path()).args(["--config", path.to_str().unwrap(), "serve"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
 
-    let output = converge(dir.path()).args(["--config", "/nonexistent/converge.toml", "serve"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["--config", "/nonexistent/converge.toml", "serve"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]
 fn user_add_needs_a_password() {
     let dir = tempfile::tempdir().unwrap();
-    let output = converge(dir.path()).args(["user", "add", "alice"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["user", "add", "alice"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("password"));
-    let output = converge(dir.path()).args(["user", "add", "Not Valid", "--password", "pw"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["user", "add", "Not Valid", "--password", "pw"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
 }
 
@@ -67,24 +93,42 @@ async fn an_operator_story_from_user_add_to_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    add.stdin.take().unwrap().write_all(b"pw-alice-1\n").unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"pw-alice-1\n")
+        .unwrap();
     let output = add.wait_with_output().unwrap();
     assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).unwrap().trim(), "@alice:localhost");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        "@alice:localhost"
+    );
 
-    let output = converge(dir.path()).args(["token", "create", "--uses", "1", "--expires", "1d"]).output().unwrap();
+    let output = converge(dir.path())
+        .args(["token", "create", "--uses", "1", "--expires", "1d"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 16);
 
-    let mut server = converge(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let mut server = converge(dir.path())
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = BufReader::new(server.stderr.take().unwrap());
     let mut lines = stderr.lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = loop {
         assert!(Instant::now() < deadline, "server did not start");
         let line = lines.next().expect("server log").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+        if let Some(rest) = line
+            .split("addr=")
+            .nth(1)
+            .filter(|_| line.contains("listening"))
+        {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -107,10 +151,21 @@ async fn an_operator_story_from_user_add_to_sigterm() {
     let challenge: Value = http
         .post(format!("{base}/_matrix/client/v3/register"))
         .json(&json!({ "username": "carol", "password": "pw-1" }))
-        .send().await.unwrap().json().await.unwrap();
-    assert_eq!(challenge["flows"][0]["stages"][0], "m.login.registration_token");
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge["flows"][0]["stages"][0],
+        "m.login.registration_token"
+    );
 
-    let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let exit = loop {

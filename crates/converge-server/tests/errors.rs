@@ -10,10 +10,23 @@ use serde_json::json;
 #[tokio::test]
 async fn unknown_endpoints_and_methods_are_unrecognized() {
     let t = TestServer::start().await;
-    assert_error(&t.get("/_matrix/client/v3/nonsense", None).await, 404, "M_UNRECOGNIZED");
+    assert_error(
+        &t.get("/_matrix/client/v3/nonsense", None).await,
+        404,
+        "M_UNRECOGNIZED",
+    );
     assert_error(&t.get("/", None).await, 404, "M_UNRECOGNIZED");
-    assert_error(&t.call(Method::DELETE, "/_matrix/client/versions", None, None).await, 405, "M_UNRECOGNIZED");
-    assert_error(&t.get("/_matrix/client/v3/logout", None).await, 405, "M_UNRECOGNIZED");
+    assert_error(
+        &t.call(Method::DELETE, "/_matrix/client/versions", None, None)
+            .await,
+        405,
+        "M_UNRECOGNIZED",
+    );
+    assert_error(
+        &t.get("/_matrix/client/v3/logout", None).await,
+        405,
+        "M_UNRECOGNIZED",
+    );
     t.stop().await;
 }
 
@@ -32,11 +45,26 @@ async fn cors_preflight_is_answered_everywhere() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers();
         assert_eq!(headers["access-control-allow-origin"], "*");
-        assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("PUT"));
-        assert!(headers["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+        assert!(
+            headers["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("PUT")
+        );
+        assert!(
+            headers["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("Authorization")
+        );
     }
     // Ordinary responses, errors included, carry the header too.
-    let response = t.http.get(format!("{}/_matrix/client/v3/nonsense", t.base)).send().await.unwrap();
+    let response = t
+        .http
+        .get(format!("{}/_matrix/client/v3/nonsense", t.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     t.stop().await;
 }
@@ -46,7 +74,9 @@ async fn malformed_bodies_are_not_json() {
     let t = TestServer::start().await;
     let cases: &[&[u8]] = &[b"{not json", b"\xff\xfe{}", b"[1, 2", b"\"unterminated"];
     for body in cases {
-        let result = t.post_raw("/_matrix/client/v3/register", body.to_vec()).await;
+        let result = t
+            .post_raw("/_matrix/client/v3/register", body.to_vec())
+            .await;
         assert_error(&result, 400, "M_NOT_JSON");
     }
     t.stop().await;
@@ -56,13 +86,45 @@ async fn malformed_bodies_are_not_json() {
 async fn wrongly_shaped_bodies_are_bad_json() {
     let t = TestServer::start().await;
     let register = "/_matrix/client/v3/register";
-    assert_error(&t.post(register, None, json!({ "username": 5, "password": "x" })).await, 400, "M_BAD_JSON");
-    assert_error(&t.post(register, None, json!([1, 2, 3])).await, 400, "M_BAD_JSON");
-    assert_error(&t.post(register, None, json!({ "inhibit_login": "yes" })).await, 400, "M_BAD_JSON");
+    assert_error(
+        &t.post(register, None, json!({ "username": 5, "password": "x" }))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &t.post(register, None, json!([1, 2, 3])).await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &t.post(register, None, json!({ "inhibit_login": "yes" }))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
     // A login without a type used to panic inside the parser; it is the client's error.
-    assert_error(&t.post("/_matrix/client/v3/login", None, json!({})).await, 400, "M_BAD_JSON");
-    assert_error(&t.post("/_matrix/client/v3/login", None, json!({ "type": 7 })).await, 400, "M_BAD_JSON");
-    assert_error(&t.post("/_matrix/client/v3/login", None, json!({ "type": "m.login.sso" })).await, 400, "M_BAD_JSON");
+    assert_error(
+        &t.post("/_matrix/client/v3/login", None, json!({})).await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &t.post("/_matrix/client/v3/login", None, json!({ "type": 7 }))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &t.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({ "type": "m.login.sso" }),
+        )
+        .await,
+        400,
+        "M_BAD_JSON",
+    );
     // The server is still healthy afterwards.
     assert_eq!(t.get("/_converge/health", None).await.0, StatusCode::OK);
     t.stop().await;
@@ -71,15 +133,41 @@ async fn wrongly_shaped_bodies_are_bad_json() {
 #[tokio::test]
 async fn numbers_out_of_range_are_refused() {
     let t = TestServer::start().await;
-    let admin = t.server.state.services.accounts.create_user("root", "pw-root-1".into(), true).await.unwrap();
+    let admin = t
+        .server
+        .state
+        .services
+        .accounts
+        .create_user("root", "pw-root-1".into(), true)
+        .await
+        .unwrap();
     let (_, body) = t.login(admin.localpart(), "pw-root-1").await;
     let token = body["access_token"].as_str().unwrap();
     let path = "/_converge/admin/v1/registration_tokens";
     for uses in [json!(-1), json!(1e20), json!(4_294_967_296u64), json!(1.5)] {
-        assert_error(&t.post(path, Some(token), json!({ "uses_allowed": uses })).await, 400, "M_BAD_JSON");
+        assert_error(
+            &t.post(path, Some(token), json!({ "uses_allowed": uses }))
+                .await,
+            400,
+            "M_BAD_JSON",
+        );
     }
-    assert_error(&t.post(path, Some(token), json!({ "expires_in": "99999999999999999999w" })).await, 400, "M_INVALID_PARAM");
-    assert_error(&t.post(path, Some(token), json!({ "expires_in": "yesterday" })).await, 400, "M_INVALID_PARAM");
+    assert_error(
+        &t.post(
+            path,
+            Some(token),
+            json!({ "expires_in": "99999999999999999999w" }),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &t.post(path, Some(token), json!({ "expires_in": "yesterday" }))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
     t.stop().await;
 }
 
@@ -105,24 +193,44 @@ async fn oversized_bodies_are_refused_while_reading() {
     let t = TestServer::start_with(|c| c.limits.max_request_bytes = 64 * 1024).await;
     // Declared length over the limit: refused before the body is read.
     let big = vec![b' '; 100 * 1024 * 1024];
-    assert_error(&t.post_raw("/_matrix/client/v3/register", big).await, 413, "M_TOO_LARGE");
+    assert_error(
+        &t.post_raw("/_matrix/client/v3/register", big).await,
+        413,
+        "M_TOO_LARGE",
+    );
     // No declared length (chunked): refused once the limit is passed.
     let chunks = (0..1600).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024]));
     let stream = futures_util::stream::iter(chunks);
-    let result = t.post_raw("/_matrix/client/v3/login", reqwest::Body::wrap_stream(stream)).await;
+    let result = t
+        .post_raw(
+            "/_matrix/client/v3/login",
+            reqwest::Body::wrap_stream(stream),
+        )
+        .await;
     assert_error(&result, 413, "M_TOO_LARGE");
     // Just under the limit is fine (and then judged on its content).
-    let mut under = b"{\"username\":\"bob\",\"password\":\"pw-bob-1\",\"auth\":{\"type\":\"m.login.dummy\"}}".to_vec();
+    let mut under =
+        b"{\"username\":\"bob\",\"password\":\"pw-bob-1\",\"auth\":{\"type\":\"m.login.dummy\"}}"
+            .to_vec();
     under.resize(60 * 1024, b' ');
-    assert_eq!(t.post_raw("/_matrix/client/v3/register", under).await.0, StatusCode::OK);
+    assert_eq!(
+        t.post_raw("/_matrix/client/v3/register", under).await.0,
+        StatusCode::OK
+    );
     t.stop().await;
 }
 
 #[tokio::test]
 async fn tokens_are_checked() {
     let t = TestServer::start().await;
-    assert_error(&t.get("/_matrix/client/v3/account/whoami", None).await, 401, "M_MISSING_TOKEN");
-    let result = t.get("/_matrix/client/v3/account/whoami", Some("cvga_made_up")).await;
+    assert_error(
+        &t.get("/_matrix/client/v3/account/whoami", None).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+    let result = t
+        .get("/_matrix/client/v3/account/whoami", Some("cvga_made_up"))
+        .await;
     assert_error(&result, 401, "M_UNKNOWN_TOKEN");
     assert_eq!(result.1["soft_logout"], false);
     let response = t
@@ -135,7 +243,15 @@ async fn tokens_are_checked() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // The deprecated query parameter works too.
     let alice = t.register("alice", "pw-alice-1").await;
-    let (status, body) = t.get(&format!("/_matrix/client/v3/account/whoami?access_token={}", alice.token), None).await;
+    let (status, body) = t
+        .get(
+            &format!(
+                "/_matrix/client/v3/account/whoami?access_token={}",
+                alice.token
+            ),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["user_id"], alice.user_id);
     t.stop().await;
@@ -151,14 +267,52 @@ async fn invalid_and_overlong_user_ids() {
                 .await
         }
     };
-    for name in ["Alice".to_owned(), "al ice".into(), "al:ice".into(), "".into(), "a".repeat(300), "ålice".into()] {
+    for name in [
+        "Alice".to_owned(),
+        "al ice".into(),
+        "al:ice".into(),
+        "".into(),
+        "a".repeat(300),
+        "ålice".into(),
+    ] {
         assert_error(&register(name.clone()).await, 400, "M_INVALID_USERNAME");
     }
-    assert_error(&t.get("/_matrix/client/v3/register/available?username=Bad%20Name", None).await, 400, "M_INVALID_USERNAME");
-    assert_error(&t.get("/_matrix/client/v3/profile/not-a-user-id", None).await, 400, "M_INVALID_PARAM");
-    assert_error(&t.get(&format!("/_matrix/client/v3/profile/@{}:localhost", "a".repeat(300)), None).await, 400, "M_INVALID_PARAM");
-    assert_error(&t.get("/_matrix/client/v3/profile/@nobody:localhost", None).await, 404, "M_NOT_FOUND");
-    assert_error(&t.get("/_matrix/client/v3/profile/@alice:elsewhere.org", None).await, 404, "M_NOT_FOUND");
+    assert_error(
+        &t.get(
+            "/_matrix/client/v3/register/available?username=Bad%20Name",
+            None,
+        )
+        .await,
+        400,
+        "M_INVALID_USERNAME",
+    );
+    assert_error(
+        &t.get("/_matrix/client/v3/profile/not-a-user-id", None)
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &t.get(
+            &format!("/_matrix/client/v3/profile/@{}:localhost", "a".repeat(300)),
+            None,
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &t.get("/_matrix/client/v3/profile/@nobody:localhost", None)
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &t.get("/_matrix/client/v3/profile/@alice:elsewhere.org", None)
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
     t.stop().await;
 }
 
@@ -180,9 +334,19 @@ async fn login_and_register_are_rate_limited() {
     assert!(limited.1["retry_after_ms"].as_u64().unwrap() > 1000);
 
     for _ in 0..2 {
-        assert_eq!(t.get("/_matrix/client/v3/register/available?username=free", None).await.0, StatusCode::OK);
+        assert_eq!(
+            t.get("/_matrix/client/v3/register/available?username=free", None)
+                .await
+                .0,
+            StatusCode::OK
+        );
     }
-    assert_error(&t.get("/_matrix/client/v3/register/available?username=free", None).await, 429, "M_LIMIT_EXCEEDED");
+    assert_error(
+        &t.get("/_matrix/client/v3/register/available?username=free", None)
+            .await,
+        429,
+        "M_LIMIT_EXCEEDED",
+    );
     t.stop().await;
 }
 
@@ -198,7 +362,11 @@ async fn failed_logins_per_account_are_limited_across_addresses() {
     for _ in 0..2 {
         assert_error(&t.login("alice", "guess").await, 403, "M_FORBIDDEN");
     }
-    assert_error(&t.login("alice", "pw-alice-1").await, 429, "M_LIMIT_EXCEEDED");
+    assert_error(
+        &t.login("alice", "pw-alice-1").await,
+        429,
+        "M_LIMIT_EXCEEDED",
+    );
     t.stop().await;
 }
 
@@ -208,9 +376,14 @@ async fn internal_errors_do_not_leak_details() {
     let alice = t.register("alice", "pw-alice-1").await;
     // Pull the store out from under the server: requests now fail inside.
     t.server.state.services.store.close().await;
-    let (status, body) = t.get("/_matrix/client/v3/account/whoami", Some(&alice.token)).await;
+    let (status, body) = t
+        .get("/_matrix/client/v3/account/whoami", Some(&alice.token))
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(body, json!({ "errcode": "M_UNKNOWN", "error": "Internal server error" }));
+    assert_eq!(
+        body,
+        json!({ "errcode": "M_UNKNOWN", "error": "Internal server error" })
+    );
     let (status, body) = t.get("/_converge/health", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["store"]["ok"], false);

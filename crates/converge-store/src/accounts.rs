@@ -201,17 +201,28 @@ impl Store {
 
     /// Replaces a user's password hash.
     pub async fn set_password_hash(&self, localpart: &str, hash: &str) -> Result<(), StoreError> {
-        self.update_user_column("password_hash", localpart, Some(hash)).await
+        self.update_user_column("password_hash", localpart, Some(hash))
+            .await
     }
 
     /// Sets or clears a user's display name.
-    pub async fn set_displayname(&self, localpart: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.update_user_column("displayname", localpart, value).await
+    pub async fn set_displayname(
+        &self,
+        localpart: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_user_column("displayname", localpart, value)
+            .await
     }
 
     /// Sets or clears a user's avatar URL.
-    pub async fn set_avatar_url(&self, localpart: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.update_user_column("avatar_url", localpart, value).await
+    pub async fn set_avatar_url(
+        &self,
+        localpart: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_user_column("avatar_url", localpart, value)
+            .await
     }
 
     async fn update_user_column(
@@ -223,7 +234,11 @@ impl Store {
         let sql = format!("UPDATE users SET {column} = $1 WHERE localpart = $2");
         let done = on_pool!(&self.inner.db, pool =>
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(value).bind(localpart).execute(pool).await?.rows_affected());
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     /// Makes a user a server admin, or not.
@@ -231,7 +246,11 @@ impl Store {
         let done = on_pool!(&self.inner.db, pool =>
             sqlx::query("UPDATE users SET is_admin = $1 WHERE localpart = $2")
                 .bind(is_admin).bind(localpart).execute(pool).await?.rows_affected());
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     /// Deactivates a user for good: no devices, no tokens, no profile. The password hash
@@ -261,7 +280,11 @@ impl Store {
 
     /// Starts a session on a device, creating the device if it is new. Any earlier tokens of
     /// that device stop working, as the spec asks for a login that reuses a device ID.
-    pub async fn create_session(&self, localpart: &str, session: &NewSession) -> Result<(), StoreError> {
+    pub async fn create_session(
+        &self,
+        localpart: &str,
+        session: &NewSession,
+    ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM access_tokens WHERE localpart = $1 AND device_id = $2")
@@ -367,7 +390,11 @@ impl Store {
     }
 
     /// One device of a user.
-    pub async fn device(&self, localpart: &str, device_id: &str) -> Result<Option<Device>, StoreError> {
+    pub async fn device(
+        &self,
+        localpart: &str,
+        device_id: &str,
+    ) -> Result<Option<Device>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(
                 "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices \
@@ -392,7 +419,11 @@ impl Store {
             sqlx::query("UPDATE devices SET display_name = $1 WHERE localpart = $2 AND device_id = $3")
                 .bind(display_name).bind(localpart).bind(device_id)
                 .execute(pool).await?.rows_affected());
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     /// Records when and from where a device was last seen.
@@ -415,7 +446,11 @@ impl Store {
 
     /// Deletes the named devices of a user and every token they hold. Devices that do not
     /// exist are skipped, as the spec's `/delete_devices` asks.
-    pub async fn delete_devices(&self, localpart: &str, device_ids: &[String]) -> Result<(), StoreError> {
+    pub async fn delete_devices(
+        &self,
+        localpart: &str,
+        device_ids: &[String],
+    ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
             let mut tx = pool.begin().await?;
             for device_id in device_ids {
@@ -430,7 +465,11 @@ impl Store {
     }
 
     /// Deletes all of a user's devices except `keep`, with their tokens.
-    pub async fn delete_other_devices(&self, localpart: &str, keep: Option<&str>) -> Result<(), StoreError> {
+    pub async fn delete_other_devices(
+        &self,
+        localpart: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
         let keep = keep.unwrap_or("");
         on_pool!(&self.inner.db, pool => {
             let mut tx = pool.begin().await?;
@@ -445,7 +484,11 @@ impl Store {
 
     /// Creates a registration token. Fails with `UserExists`-free semantics: an existing
     /// token of the same name is reported as a database unique violation.
-    pub async fn create_registration_token(&self, token: &RegistrationToken, now: i64) -> Result<(), StoreError> {
+    pub async fn create_registration_token(
+        &self,
+        token: &RegistrationToken,
+        now: i64,
+    ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool =>
             sqlx::query(
                 "INSERT INTO registration_tokens (token, uses_allowed, completed, expiry_ts, created_ts) \
@@ -458,7 +501,10 @@ impl Store {
     }
 
     /// Looks up a registration token.
-    pub async fn registration_token(&self, token: &str) -> Result<Option<RegistrationToken>, StoreError> {
+    pub async fn registration_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<RegistrationToken>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(
                 "SELECT token, uses_allowed, completed, expiry_ts FROM registration_tokens WHERE token = $1",
@@ -482,7 +528,8 @@ impl Store {
 impl RegistrationToken {
     /// Whether one more registration may use this token at time `now` (ms).
     pub fn usable_at(&self, now: i64) -> bool {
-        self.uses_allowed.is_none_or(|allowed| self.completed < allowed)
+        self.uses_allowed
+            .is_none_or(|allowed| self.completed < allowed)
             && self.expiry_ts.is_none_or(|expiry| expiry > now)
     }
 }

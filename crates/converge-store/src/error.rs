@@ -31,6 +31,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this is a unique-constraint violation reported by the database.
     pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-        err.as_database_error().is_some_and(|e| e.is_unique_violation())
+        err.as_database_error()
+            .is_some_and(|e| e.is_unique_violation())
     }
 }

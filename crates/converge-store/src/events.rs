@@ -29,7 +29,10 @@ macro_rules! event_from_row {
 
 impl Store {
     /// One event by its ID, with its stream position.
-    pub async fn event(&self, event_id: &str) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
+    pub async fn event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1");
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(event_id).fetch_optional(pool).await?;

@@ -35,7 +35,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, writer: WriterConfig::default() }
+        Self {
+            max_connections: 8,
+            writer: WriterConfig::default(),
+        }
     }
 }
 
@@ -58,7 +61,9 @@ impl Store {
         migrate::run(&db).await?;
         let writer = writer::spawn(db.clone(), options.writer).await?;
         tracing::info!(backend = db.backend_name(), "store opened");
-        Ok(Self { inner: Arc::new(Inner { db, writer }) })
+        Ok(Self {
+            inner: Arc::new(Inner { db, writer }),
+        })
     }
 
     /// The backend's name, `sqlite` or `postgres`.

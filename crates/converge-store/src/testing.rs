@@ -8,7 +8,9 @@ pub const POSTGRES_URL_VAR: &str = "CONVERGE_TEST_POSTGRES_URL";
 
 /// The PostgreSQL base URL for tests, if PostgreSQL tests are enabled.
 pub fn postgres_base_url() -> Option<String> {
-    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.is_empty())
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 /// Creates a fresh schema in the test database and returns a URL whose connections use it,
@@ -20,9 +22,11 @@ pub async fn fresh_postgres_url(base: &str) -> Result<String, sqlx::Error> {
         SCHEMA_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let mut conn = sqlx::PgConnection::connect(base).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .execute(&mut conn)
+    .await?;
     conn.close().await?;
     let separator = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{separator}options[search_path]={schema}"))

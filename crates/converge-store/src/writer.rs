@@ -32,7 +32,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_batch: 512, queue_depth: 8192 }
+        Self {
+            max_batch: 512,
+            queue_depth: 8192,
+        }
     }
 }
 
@@ -60,7 +63,10 @@ pub(crate) struct WriterHandle {
 impl WriterHandle {
     pub(crate) async fn append(&self, op: WriteOp) -> Result<StreamPos, StoreError> {
         let (done, result) = oneshot::channel();
-        self.queue.send(Message::Write(op, done)).await.map_err(|_| StoreError::Closed)?;
+        self.queue
+            .send(Message::Write(op, done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         result.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -73,7 +79,9 @@ impl WriterHandle {
     }
 
     pub(crate) async fn shutdown(&self) {
-        let Some(task) = self.task.lock().await.take() else { return };
+        let Some(task) = self.task.lock().await.take() else {
+            return;
+        };
         // Everything queued before the shutdown message is still written.
         let _ = self.queue.send(Message::Shutdown).await;
         let _ = task.await;
@@ -98,7 +106,12 @@ pub(crate) async fn spawn(db: Db, config: WriterConfig) -> Result<WriterHandle, 
         stats: stats_tx,
     };
     let task = tokio::spawn(writer.run(receiver));
-    Ok(WriterHandle { queue, stats, position, task: Mutex::new(Some(task)) })
+    Ok(WriterHandle {
+        queue,
+        stats,
+        position,
+        task: Mutex::new(Some(task)),
+    })
 }
 
 struct Writer {

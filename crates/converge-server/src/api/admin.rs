@@ -15,8 +15,14 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/_converge/admin/v1/registration_tokens", post(create_registration_token))
-        .route("/_converge/admin/v1/registration_tokens/{token}", get(get_registration_token))
+        .route(
+            "/_converge/admin/v1/registration_tokens",
+            post(create_registration_token),
+        )
+        .route(
+            "/_converge/admin/v1/registration_tokens/{token}",
+            get(get_registration_token),
+        )
 }
 
 #[derive(Deserialize)]
@@ -38,12 +44,21 @@ pub struct TokenInfo {
 
 impl From<converge_store::RegistrationToken> for TokenInfo {
     fn from(t: converge_store::RegistrationToken) -> Self {
-        Self { token: t.token, uses_allowed: t.uses_allowed, completed: t.completed, expiry_time: t.expiry_ts }
+        Self {
+            token: t.token,
+            uses_allowed: t.uses_allowed,
+            completed: t.completed,
+            expiry_time: t.expiry_ts,
+        }
     }
 }
 
 fn require_admin(caller: &crate::service::accounts::Caller) -> Result<()> {
-    if caller.is_admin { Ok(()) } else { Err(Error::forbidden("you are not a server admin")) }
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(Error::forbidden("you are not a server admin"))
+    }
 }
 
 async fn create_registration_token(
@@ -58,7 +73,11 @@ async fn create_registration_token(
         .map(human_duration::parse)
         .transpose()
         .map_err(Error::InvalidParam)?;
-    let token = state.services.accounts.create_registration_token(body.uses_allowed, expires_in).await?;
+    let token = state
+        .services
+        .accounts
+        .create_registration_token(body.uses_allowed, expires_in)
+        .await?;
     Ok(Json(token.into()))
 }
 

@@ -17,9 +17,16 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let client = Client { ip: parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()) };
+        let client = Client {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        };
         let token = access_token(parts)?.ok_or(Error::MissingToken)?;
-        Ok(Authed(state.services.accounts.authenticate(&token, client).await?))
+        Ok(Authed(
+            state.services.accounts.authenticate(&token, client).await?,
+        ))
     }
 }
 
@@ -34,8 +41,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = read_body(&parts, body, state.config.limits.max_request_bytes).await?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|_| Error::NotJson("the request body is not valid JSON".into()))?;
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| Error::BadJson(format!("the request body does not have the expected shape: {e}")))
+        serde_json::from_value(value).map(JsonBody).map_err(|e| {
+            Error::BadJson(format!(
+                "the request body does not have the expected shape: {e}"
+            ))
+        })
     }
 }

@@ -2,8 +2,8 @@
 
 pub mod admin;
 pub mod client;
-pub mod ops;
 mod extract;
+pub mod ops;
 mod ruma;
 
 use std::time::Instant;
@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use self::extract::{Authed, JsonBody};
-pub use self::ruma::{Ruma, RumaResponse, RouterExt};
+pub use self::ruma::{RouterExt, Ruma, RumaResponse};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -26,10 +26,19 @@ pub fn app(state: AppState) -> Router {
         .merge(client::routes())
         .merge(admin::routes())
         .merge(ops::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
-        .fallback(|| async { Error::Unrecognized { status: StatusCode::NOT_FOUND } })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .fallback(|| async {
+            Error::Unrecognized {
+                status: StatusCode::NOT_FOUND,
+            }
+        })
         .method_not_allowed_fallback(|| async {
-            Error::Unrecognized { status: StatusCode::METHOD_NOT_ALLOWED }
+            Error::Unrecognized {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+            }
         })
         .layer(CatchPanicLayer::custom(|_| {
             Error::internal("a request handler panicked").into_response()
@@ -47,7 +56,10 @@ async fn cors(request: Request, next: Next) -> Response {
         next.run(request).await
     };
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
@@ -68,6 +80,8 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.record(&method, &route, response.status(), started.elapsed());
+    state
+        .metrics
+        .record(&method, &route, response.status(), started.elapsed());
     response
 }

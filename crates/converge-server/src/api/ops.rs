@@ -16,7 +16,9 @@ pub fn routes() -> Router<AppState> {
 
 /// The metrics listener's router.
 pub fn metrics_routes(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -28,7 +30,11 @@ async fn health(State(state): State<AppState>) -> Response {
             false
         }
     };
-    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if store_ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),

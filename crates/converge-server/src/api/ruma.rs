@@ -17,7 +17,9 @@ use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{Method, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use ruma::api::auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional};
+use ruma::api::auth_scheme::{
+    AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional,
+};
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
 use ruma::api::path_builder::PathBuilder;
 use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt};
@@ -57,7 +59,9 @@ fn auth_of<A: 'static>() -> Auth {
     let id = TypeId::of::<A>();
     if id == TypeId::of::<AccessToken>() || id == TypeId::of::<AppserviceToken>() {
         Auth::Required
-    } else if id == TypeId::of::<AccessTokenOptional>() || id == TypeId::of::<AppserviceTokenOptional>() {
+    } else if id == TypeId::of::<AccessTokenOptional>()
+        || id == TypeId::of::<AppserviceTokenOptional>()
+    {
         Auth::Optional
     } else {
         Auth::None
@@ -80,7 +84,10 @@ where
             .map(|(_, value)| value.to_owned())
             .collect();
         let client = Client {
-            ip: parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()),
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
         };
         let caller = match (auth_of::<T::Authentication>(), access_token(&parts)?) {
             (Auth::Required, None) => return Err(Error::MissingToken),
@@ -106,7 +113,11 @@ where
         }))
         .map_err(|_| Error::BadJson("the request does not have the expected shape".into()))?;
         let body = parsed.map_err(request_error)?;
-        Ok(Ruma { body, caller, client })
+        Ok(Ruma {
+            body,
+            caller,
+            client,
+        })
     }
 }
 
@@ -114,7 +125,9 @@ where
 /// parameter.
 pub(super) fn access_token(parts: &Parts) -> Result<Option<String>> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| Error::UnknownToken { soft_logout: false })?;
+        let value = value
+            .to_str()
+            .map_err(|_| Error::UnknownToken { soft_logout: false })?;
         let token = value
             .strip_prefix("Bearer ")
             .ok_or(Error::UnknownToken { soft_logout: false })?;
@@ -140,16 +153,20 @@ pub async fn read_body(parts: &Parts, body: Body, limit: u64) -> Result<Bytes> {
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(Error::TooLarge { limit }),
-        Err(err) => Err(Error::BadJson(format!("could not read the request body: {err}"))),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Error::TooLarge { limit })
+        }
+        Err(err) => Err(Error::BadJson(format!(
+            "could not read the request body: {err}"
+        ))),
     }
 }
 
 fn request_error(err: FromHttpRequestError) -> Error {
     match err {
-        FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => {
-            Error::BadJson(format!("the request body does not have the expected shape: {e}"))
-        }
+        FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => Error::BadJson(
+            format!("the request body does not have the expected shape: {e}"),
+        ),
         FromHttpRequestError::Deserialization(DeserializationError::Utf8(_)) => {
             Error::NotJson("the request is not valid UTF-8".into())
         }
@@ -160,9 +177,9 @@ fn request_error(err: FromHttpRequestError) -> Error {
             Error::InvalidParam(format!("bad identifier: {e}"))
         }
         FromHttpRequestError::Deserialization(e) => Error::BadJson(e.to_string()),
-        FromHttpRequestError::MethodMismatch { .. } => {
-            Error::Unrecognized { status: http::StatusCode::METHOD_NOT_ALLOWED }
-        }
+        FromHttpRequestError::MethodMismatch { .. } => Error::Unrecognized {
+            status: http::StatusCode::METHOD_NOT_ALLOWED,
+        },
         _ => Error::BadJson("the request could not be parsed".into()),
     }
 }
@@ -173,8 +190,12 @@ pub struct RumaResponse<T>(pub T);
 impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
     fn into_response(self) -> Response {
         match self.0.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| Body::from(body.freeze())).into_response(),
-            Err(err) => Error::internal(format!("could not serialise a response: {err}")).into_response(),
+            Ok(response) => response
+                .map(|body| Body::from(body.freeze()))
+                .into_response(),
+            Err(err) => {
+                Error::internal(format!("could not serialise a response: {err}")).into_response()
+            }
         }
     }
 }
@@ -195,10 +216,13 @@ impl RouterExt for Router<AppState> {
         H: Handler<X, AppState>,
         X: 'static,
     {
-        let filter = MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
+        let filter =
+            MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
         T::PATH_BUILDER
             .all_paths()
             .filter(|path| !path.contains("/unstable/"))
-            .fold(self, |router, path| router.route(path, on(filter, handler.clone())))
+            .fold(self, |router, path| {
+                router.route(path, on(filter, handler.clone()))
+            })
     }
 }

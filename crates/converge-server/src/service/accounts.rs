@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use converge_core::id;
 use converge_store::{Device, NewSession, NewUser, RegistrationToken, Store, StoreError, User};
 
+use super::now_ms;
 use super::password;
 use super::ratelimit::{Limit, RateLimiter};
 use super::uia::{Stage, Uia};
-use super::now_ms;
 use crate::config::{Config, RegistrationMode};
 use crate::error::{Error, Result};
 
@@ -51,7 +51,8 @@ pub struct Client {
 
 impl Client {
     fn key(&self) -> String {
-        self.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        self.ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     }
 }
 
@@ -150,7 +151,14 @@ impl Accounts {
         if session.expires_ts.is_some_and(|expires| expires <= now) {
             return Err(Error::UnknownToken { soft_logout: true });
         }
-        self.note_last_seen(&session.localpart, &session.device_id, &token_hash, now, client).await;
+        self.note_last_seen(
+            &session.localpart,
+            &session.device_id,
+            &token_hash,
+            now,
+            client,
+        )
+        .await;
         Ok(Caller {
             user_id: self.user_id(&session.localpart)?,
             localpart: session.localpart,
@@ -160,10 +168,20 @@ impl Accounts {
         })
     }
 
-    async fn note_last_seen(&self, localpart: &str, device_id: &str, token_hash: &[u8], now: i64, client: Client) {
+    async fn note_last_seen(
+        &self,
+        localpart: &str,
+        device_id: &str,
+        token_hash: &[u8],
+        now: i64,
+        client: Client,
+    ) {
         {
             let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get(token_hash).is_some_and(|&at| now - at < LAST_SEEN_INTERVAL_MS) {
+            if seen
+                .get(token_hash)
+                .is_some_and(|&at| now - at < LAST_SEEN_INTERVAL_MS)
+            {
                 return;
             }
             if seen.len() > 100_000 {
@@ -172,7 +190,11 @@ impl Accounts {
             seen.insert(token_hash.to_vec(), now);
         }
         let ip = client.ip.map(|ip| ip.to_string());
-        if let Err(err) = self.store.touch_device(localpart, device_id, now, ip.as_deref()).await {
+        if let Err(err) = self
+            .store
+            .touch_device(localpart, device_id, now, ip.as_deref())
+            .await
+        {
             tracing::warn!(error = %err, "could not record device last seen");
         }
     }
@@ -180,9 +202,16 @@ impl Accounts {
     /// `POST /register`.
     ///
     /// Returns the new user's ID, and credentials unless `inhibit_login` was asked for.
-    pub async fn register(&self, request: Registration, auth: Option<AuthData>, client: Client) -> Result<(OwnedUserId, Option<Credentials>)> {
+    pub async fn register(
+        &self,
+        request: Registration,
+        auth: Option<AuthData>,
+        client: Client,
+    ) -> Result<(OwnedUserId, Option<Credentials>)> {
         let flows = match self.registration {
-            RegistrationMode::Closed => return Err(Error::forbidden("registration is closed on this server")),
+            RegistrationMode::Closed => {
+                return Err(Error::forbidden("registration is closed on this server"));
+            }
             RegistrationMode::Open => [Stage::Dummy],
             RegistrationMode::Token => [Stage::RegistrationToken],
         };
@@ -208,18 +237,32 @@ impl Accounts {
         let token = match (&auth, self.registration) {
             (AuthData::Dummy(_), RegistrationMode::Open) => None,
             (AuthData::RegistrationToken(stage), RegistrationMode::Token) => {
-                let usable = self.store.registration_token(&stage.token).await?.is_some_and(|t| t.usable_at(now_ms()));
+                let usable = self
+                    .store
+                    .registration_token(&stage.token)
+                    .await?
+                    .is_some_and(|t| t.usable_at(now_ms()));
                 if !usable {
-                    return Err(self.uia.challenge(&session, &flows, Some(("M_FORBIDDEN", "registration token is not valid"))));
+                    return Err(self.uia.challenge(
+                        &session,
+                        &flows,
+                        Some(("M_FORBIDDEN", "registration token is not valid")),
+                    ));
                 }
                 Some(stage.token.clone())
             }
             _ => {
-                return Err(self.uia.challenge(&session, &flows, Some(("M_FORBIDDEN", "this authentication stage is not offered"))));
+                return Err(self.uia.challenge(
+                    &session,
+                    &flows,
+                    Some(("M_FORBIDDEN", "this authentication stage is not offered")),
+                ));
             }
         };
 
-        let password = request.password.ok_or_else(|| Error::MissingParam("a password is required".into()))?;
+        let password = request
+            .password
+            .ok_or_else(|| Error::MissingParam("a password is required".into()))?;
         let password_hash = password::hash(password).await?;
         let localpart = match request.username {
             Some(username) => username,
@@ -229,12 +272,27 @@ impl Accounts {
         let mut credentials = None;
         let mut session_row = None;
         if !request.inhibit_login {
-            let (new_session, issued) = self.new_session(&localpart, request.device_id, request.device_display_name, request.refresh_token, now, client)?;
+            let (new_session, issued) = self.new_session(
+                &localpart,
+                request.device_id,
+                request.device_display_name,
+                request.refresh_token,
+                now,
+                client,
+            )?;
             session_row = Some(new_session);
             credentials = Some(issued);
         }
-        let user = NewUser { localpart: localpart.clone(), password_hash: Some(password_hash), is_admin: false, displayname: Some(localpart.clone()), created_ts: now };
-        self.store.create_user(&user, token.as_deref(), session_row.as_ref()).await?;
+        let user = NewUser {
+            localpart: localpart.clone(),
+            password_hash: Some(password_hash),
+            is_admin: false,
+            displayname: Some(localpart.clone()),
+            created_ts: now,
+        };
+        self.store
+            .create_user(&user, token.as_deref(), session_row.as_ref())
+            .await?;
         self.uia.complete(&session);
         tracing::info!(user = %localpart, "registered");
         Ok((self.user_id(&localpart)?, credentials))
@@ -242,7 +300,8 @@ impl Accounts {
 
     /// `GET /register/available`: `Ok` if `username` could be registered now.
     pub async fn check_available(&self, username: &str) -> Result<()> {
-        id::validate_localpart(username, &self.server_name).map_err(|e| Error::InvalidUsername(e.to_string()))?;
+        id::validate_localpart(username, &self.server_name)
+            .map_err(|e| Error::InvalidUsername(e.to_string()))?;
         if self.store.user(username).await?.is_some() {
             return Err(Error::UserInUse);
         }
@@ -258,10 +317,16 @@ impl Accounts {
     /// `GET /register/m.login.registration_token/validity`.
     pub async fn registration_token_valid(&self, token: &str, client: Client) -> Result<bool> {
         if self.registration != RegistrationMode::Token {
-            return Err(Error::forbidden("registration tokens are not used on this server"));
+            return Err(Error::forbidden(
+                "registration tokens are not used on this server",
+            ));
         }
         self.limiter.check(Limit::Register, &client.key())?;
-        Ok(self.store.registration_token(token).await?.is_some_and(|t| t.usable_at(now_ms())))
+        Ok(self
+            .store
+            .registration_token(token)
+            .await?
+            .is_some_and(|t| t.usable_at(now_ms())))
     }
 
     /// `POST /login` with `m.login.password`.
@@ -276,7 +341,10 @@ impl Accounts {
             check_device_id(device_id)?;
         }
         let user = self.store.user(&localpart).await?;
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
         let matches = password::verify(request.password, hash).await?;
         let user = match user {
             Some(user) if matches && user.password_hash.is_some() => user,
@@ -285,7 +353,14 @@ impl Accounts {
         if user.deactivated {
             return Err(Error::UserDeactivated);
         }
-        let (session, credentials) = self.new_session(&localpart, request.device_id, request.device_display_name, request.refresh_token, now_ms(), client)?;
+        let (session, credentials) = self.new_session(
+            &localpart,
+            request.device_id,
+            request.device_display_name,
+            request.refresh_token,
+            now_ms(),
+            client,
+        )?;
         self.store.create_session(&localpart, &session).await?;
         tracing::info!(user = %localpart, device = %credentials.device_id, "logged in");
         Ok(credentials)
@@ -299,7 +374,13 @@ impl Accounts {
         let expires_ts = now + self.refresh_lifetime.as_millis() as i64;
         let (localpart, device_id) = self
             .store
-            .refresh_session(&hash_token(refresh_token), &hash_token(&access_token), &hash_token(&new_refresh), Some(expires_ts), now)
+            .refresh_session(
+                &hash_token(refresh_token),
+                &hash_token(&access_token),
+                &hash_token(&new_refresh),
+                Some(expires_ts),
+                now,
+            )
             .await?
             .ok_or(Error::UnknownToken { soft_logout: false })?;
         Ok(Credentials {
@@ -345,18 +426,27 @@ impl Accounts {
 
     /// `POST /logout`: ends the caller's session and deletes its device.
     pub async fn logout(&self, caller: &Caller) -> Result<()> {
-        self.store.delete_devices(&caller.localpart, &[caller.device_id.to_string()]).await?;
+        self.store
+            .delete_devices(&caller.localpart, &[caller.device_id.to_string()])
+            .await?;
         Ok(())
     }
 
     /// `POST /logout/all`: ends every session of the caller.
     pub async fn logout_all(&self, caller: &Caller) -> Result<()> {
-        self.store.delete_other_devices(&caller.localpart, None).await?;
+        self.store
+            .delete_other_devices(&caller.localpart, None)
+            .await?;
         Ok(())
     }
 
     /// Runs the single-stage password UIA for an operation of the caller's.
-    async fn confirm_password(&self, caller: &Caller, operation: &str, auth: Option<AuthData>) -> Result<String> {
+    async fn confirm_password(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        auth: Option<AuthData>,
+    ) -> Result<String> {
         let purpose = format!("{operation}:{}", caller.user_id);
         let flows = [Stage::Password];
         let Some(auth) = auth else {
@@ -365,32 +455,58 @@ impl Accounts {
         };
         let session = self.uia.session(&purpose, auth.session())?;
         let AuthData::Password(stage) = auth else {
-            return Err(self.uia.challenge(&session, &flows, Some(("M_FORBIDDEN", "this authentication stage is not offered"))));
+            return Err(self.uia.challenge(
+                &session,
+                &flows,
+                Some(("M_FORBIDDEN", "this authentication stage is not offered")),
+            ));
         };
         let names_caller = match &stage.identifier {
-            UserIdentifier::Matrix(m) => id::login_localpart(&m.user, &self.server_name).as_deref() == Some(caller.localpart.as_str()),
+            UserIdentifier::Matrix(m) => {
+                id::login_localpart(&m.user, &self.server_name).as_deref()
+                    == Some(caller.localpart.as_str())
+            }
             _ => false,
         };
         let user = self.user(&caller.localpart).await?;
-        let hash = user.password_hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = user
+            .password_hash
+            .unwrap_or_else(|| self.dummy_hash.clone());
         if !(password::verify(stage.password, hash).await? && names_caller) {
-            return Err(self.uia.challenge(&session, &flows, Some(("M_FORBIDDEN", "invalid password"))));
+            return Err(self.uia.challenge(
+                &session,
+                &flows,
+                Some(("M_FORBIDDEN", "invalid password")),
+            ));
         }
         Ok(session)
     }
 
     async fn user(&self, localpart: &str) -> Result<User> {
-        self.store.user(localpart).await?.ok_or_else(|| Error::NotFound("no such user".into()))
+        self.store
+            .user(localpart)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such user".into()))
     }
 
     /// `POST /account/password`.
-    pub async fn change_password(&self, caller: &Caller, new_password: String, logout_devices: bool, auth: Option<AuthData>) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        new_password: String,
+        logout_devices: bool,
+        auth: Option<AuthData>,
+    ) -> Result<()> {
         password::check_length(&new_password)?;
         let session = self.confirm_password(caller, "password", auth).await?;
         let hash = password::hash(new_password).await?;
-        self.store.set_password_hash(&caller.localpart, &hash).await?;
+        self.store
+            .set_password_hash(&caller.localpart, &hash)
+            .await?;
         if logout_devices {
-            self.store.delete_other_devices(&caller.localpart, Some(caller.device_id.as_str())).await?;
+            self.store
+                .delete_other_devices(&caller.localpart, Some(caller.device_id.as_str()))
+                .await?;
         }
         self.uia.complete(&session);
         Ok(())
@@ -412,24 +528,47 @@ impl Accounts {
 
     /// `GET /devices/{deviceId}`.
     pub async fn device(&self, caller: &Caller, device_id: &str) -> Result<Device> {
-        self.store.device(&caller.localpart, device_id).await?.ok_or_else(|| Error::NotFound("no such device".into()))
+        self.store
+            .device(&caller.localpart, device_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such device".into()))
     }
 
     /// `PUT /devices/{deviceId}`.
-    pub async fn rename_device(&self, caller: &Caller, device_id: &str, display_name: Option<&str>) -> Result<()> {
+    pub async fn rename_device(
+        &self,
+        caller: &Caller,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<()> {
         if display_name.is_some_and(|n| n.chars().count() > MAX_DISPLAYNAME_CHARS) {
-            return Err(Error::InvalidParam(format!("display name longer than {MAX_DISPLAYNAME_CHARS} characters")));
+            return Err(Error::InvalidParam(format!(
+                "display name longer than {MAX_DISPLAYNAME_CHARS} characters"
+            )));
         }
-        match self.store.set_device_display_name(&caller.localpart, device_id, display_name).await {
+        match self
+            .store
+            .set_device_display_name(&caller.localpart, device_id, display_name)
+            .await
+        {
             Err(StoreError::NotFound) => Err(Error::NotFound("no such device".into())),
             other => Ok(other?),
         }
     }
 
     /// `DELETE /devices/{deviceId}` and `POST /delete_devices`, behind password UIA.
-    pub async fn delete_devices(&self, caller: &Caller, device_ids: &[String], auth: Option<AuthData>) -> Result<()> {
-        let session = self.confirm_password(caller, "delete_devices", auth).await?;
-        self.store.delete_devices(&caller.localpart, device_ids).await?;
+    pub async fn delete_devices(
+        &self,
+        caller: &Caller,
+        device_ids: &[String],
+        auth: Option<AuthData>,
+    ) -> Result<()> {
+        let session = self
+            .confirm_password(caller, "delete_devices", auth)
+            .await?;
+        self.store
+            .delete_devices(&caller.localpart, device_ids)
+            .await?;
         self.uia.complete(&session);
         Ok(())
     }
@@ -439,27 +578,44 @@ impl Accounts {
         let missing = || Error::NotFound("no such user".into());
         let localpart = self.local_localpart(user_id).ok_or_else(missing)?;
         let user = self.store.user(localpart).await?.ok_or_else(missing)?;
-        Ok(Profile { displayname: user.displayname, avatar_url: user.avatar_url })
+        Ok(Profile {
+            displayname: user.displayname,
+            avatar_url: user.avatar_url,
+        })
     }
 
     /// `PUT /profile/{userId}/displayname`.
-    pub async fn set_displayname(&self, caller: &Caller, user_id: &UserId, value: Option<&str>) -> Result<()> {
+    pub async fn set_displayname(
+        &self,
+        caller: &Caller,
+        user_id: &UserId,
+        value: Option<&str>,
+    ) -> Result<()> {
         self.check_own_profile(caller, user_id)?;
         let value = value.filter(|v| !v.is_empty());
         if value.is_some_and(|v| v.chars().count() > MAX_DISPLAYNAME_CHARS) {
-            return Err(Error::InvalidParam(format!("display name longer than {MAX_DISPLAYNAME_CHARS} characters")));
+            return Err(Error::InvalidParam(format!(
+                "display name longer than {MAX_DISPLAYNAME_CHARS} characters"
+            )));
         }
         Ok(self.store.set_displayname(&caller.localpart, value).await?)
     }
 
     /// `PUT /profile/{userId}/avatar_url`.
-    pub async fn set_avatar_url(&self, caller: &Caller, user_id: &UserId, value: Option<&str>) -> Result<()> {
+    pub async fn set_avatar_url(
+        &self,
+        caller: &Caller,
+        user_id: &UserId,
+        value: Option<&str>,
+    ) -> Result<()> {
         self.check_own_profile(caller, user_id)?;
         let value = value.filter(|v| !v.is_empty());
-        if let Some(url) = value {
-            if url.len() > MAX_AVATAR_URL_BYTES || <&ruma::MxcUri>::from(url).validate().is_err() {
-                return Err(Error::InvalidParam("avatar_url must be an mxc:// URI".into()));
-            }
+        if let Some(url) = value
+            && (url.len() > MAX_AVATAR_URL_BYTES || <&ruma::MxcUri>::from(url).validate().is_err())
+        {
+            return Err(Error::InvalidParam(
+                "avatar_url must be an mxc:// URI".into(),
+            ));
         }
         Ok(self.store.set_avatar_url(&caller.localpart, value).await?)
     }
@@ -473,8 +629,14 @@ impl Accounts {
 
     /// Creates a user from the command line or the admin API, whatever the registration
     /// mode.
-    pub async fn create_user(&self, localpart: &str, password: String, is_admin: bool) -> Result<OwnedUserId> {
-        id::validate_localpart(localpart, &self.server_name).map_err(|e| Error::InvalidUsername(e.to_string()))?;
+    pub async fn create_user(
+        &self,
+        localpart: &str,
+        password: String,
+        is_admin: bool,
+    ) -> Result<OwnedUserId> {
+        id::validate_localpart(localpart, &self.server_name)
+            .map_err(|e| Error::InvalidUsername(e.to_string()))?;
         let password_hash = password::hash(password).await?;
         let user = NewUser {
             localpart: localpart.to_owned(),
@@ -489,26 +651,48 @@ impl Accounts {
 
     /// Creates a registration token usable `uses` times (unlimited if `None`) until
     /// `expires_in` from now (forever if `None`).
-    pub async fn create_registration_token(&self, uses: Option<u32>, expires_in: Option<Duration>) -> Result<RegistrationToken> {
+    pub async fn create_registration_token(
+        &self,
+        uses: Option<u32>,
+        expires_in: Option<Duration>,
+    ) -> Result<RegistrationToken> {
         let now = now_ms();
         let expiry_ts = match expires_in {
-            Some(d) => Some(i64::try_from(d.as_millis()).ok().and_then(|ms| now.checked_add(ms)).ok_or_else(|| Error::InvalidParam("expiry too far in the future".into()))?),
+            Some(d) => Some(
+                i64::try_from(d.as_millis())
+                    .ok()
+                    .and_then(|ms| now.checked_add(ms))
+                    .ok_or_else(|| Error::InvalidParam("expiry too far in the future".into()))?,
+            ),
             None => None,
         };
-        let token = RegistrationToken { token: random_string(16), uses_allowed: uses.map(i64::from), completed: 0, expiry_ts };
+        let token = RegistrationToken {
+            token: random_string(16),
+            uses_allowed: uses.map(i64::from),
+            completed: 0,
+            expiry_ts,
+        };
         self.store.create_registration_token(&token, now).await?;
         Ok(token)
     }
 
     /// A registration token and how much of it is used.
     pub async fn registration_token(&self, token: &str) -> Result<RegistrationToken> {
-        self.store.registration_token(token).await?.ok_or_else(|| Error::NotFound("no such registration token".into()))
+        self.store
+            .registration_token(token)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such registration token".into()))
     }
 }
 
 fn check_device_id(device_id: &str) -> Result<()> {
-    if device_id.is_empty() || device_id.len() > MAX_DEVICE_ID_BYTES || device_id.chars().any(char::is_control) {
-        return Err(Error::InvalidParam(format!("device_id must be 1 to {MAX_DEVICE_ID_BYTES} bytes without control characters")));
+    if device_id.is_empty()
+        || device_id.len() > MAX_DEVICE_ID_BYTES
+        || device_id.chars().any(char::is_control)
+    {
+        return Err(Error::InvalidParam(format!(
+            "device_id must be 1 to {MAX_DEVICE_ID_BYTES} bytes without control characters"
+        )));
     }
     Ok(())
 }
@@ -523,19 +707,26 @@ pub fn hash_token(token: &str) -> Vec<u8> {
 fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// A random string of lowercase letters and digits.
 pub fn random_string(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn random_device_id() -> String {
     let mut rng = rand::rng();
-    (0..10).map(|_| (b'A' + (rng.next_u32() % 26) as u8) as char).collect()
+    (0..10)
+        .map(|_| (b'A' + (rng.next_u32() % 26) as u8) as char)
+        .collect()
 }
 
 fn random_localpart() -> String {

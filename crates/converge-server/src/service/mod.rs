@@ -25,7 +25,11 @@ impl Services {
     pub async fn new(config: &Config, store: Store) -> Self {
         let limiter = Arc::new(ratelimit::RateLimiter::new(&config.rate_limits));
         let accounts = accounts::Accounts::new(config, store.clone(), limiter.clone()).await;
-        Self { accounts, limiter, store }
+        Self {
+            accounts,
+            limiter,
+            store,
+        }
     }
 }
 

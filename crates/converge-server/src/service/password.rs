@@ -1,7 +1,7 @@
 //! Password hashing with argon2id, off the async runtime.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::error::{Error, Result};
 
@@ -27,7 +27,9 @@ pub async fn verify(password: String, hash: String) -> Result<bool> {
         return Ok(false);
     }
     tokio::task::spawn_blocking(move || {
-        Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
     })
     .await
     .map_err(Error::internal)

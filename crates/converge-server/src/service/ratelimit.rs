@@ -34,7 +34,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(config: &RateLimitsConfig) -> Self {
-        Self { enabled: config.enabled, config: config.clone(), buckets: Mutex::default() }
+        Self {
+            enabled: config.enabled,
+            config: config.clone(),
+            buckets: Mutex::default(),
+        }
     }
 
     fn rate(&self, limit: Limit) -> Rate {
@@ -62,9 +66,10 @@ impl RateLimiter {
                     < f64::from(rate.burst)
             });
         }
-        let bucket = buckets
-            .entry((limit, key.to_owned()))
-            .or_insert(Bucket { tokens: f64::from(rate.burst), updated: now });
+        let bucket = buckets.entry((limit, key.to_owned())).or_insert(Bucket {
+            tokens: f64::from(rate.burst),
+            updated: now,
+        });
         let elapsed = now.duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
         bucket.updated = now;
@@ -73,7 +78,9 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = (1.0 - bucket.tokens) / rate.per_second;
-            Err(Error::LimitExceeded { retry_after_ms: (wait * 1000.0).ceil() as u64 })
+            Err(Error::LimitExceeded {
+                retry_after_ms: (wait * 1000.0).ceil() as u64,
+            })
         }
     }
 }
@@ -85,7 +92,10 @@ mod tests {
     fn limiter(enabled: bool) -> RateLimiter {
         RateLimiter::new(&RateLimitsConfig {
             enabled,
-            login: Rate { per_second: 1.0, burst: 3 },
+            login: Rate {
+                per_second: 1.0,
+                burst: 3,
+            },
             ..RateLimitsConfig::default()
         })
     }
@@ -97,7 +107,9 @@ mod tests {
             limiter.check(Limit::Login, "1.2.3.4").unwrap();
         }
         match limiter.check(Limit::Login, "1.2.3.4") {
-            Err(Error::LimitExceeded { retry_after_ms }) => assert!((1..=1000).contains(&retry_after_ms)),
+            Err(Error::LimitExceeded { retry_after_ms }) => {
+                assert!((1..=1000).contains(&retry_after_ms))
+            }
             other => panic!("expected a limit, got {other:?}"),
         }
         // Other keys and other limits have their own buckets.

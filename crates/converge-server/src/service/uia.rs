@@ -58,7 +58,10 @@ impl Uia {
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| now.duration_since(s.created) < SESSION_TTL);
             if sessions.len() >= MAX_SESSIONS {
-                let oldest = sessions.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone());
+                let oldest = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.created)
+                    .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
                     sessions.remove(&oldest);
                 }
@@ -69,11 +72,19 @@ impl Uia {
                 Some(s) if s.purpose == purpose && now.duration_since(s.created) < SESSION_TTL => {
                     Ok(id.to_owned())
                 }
-                _ => Err(Error::NotFound("unknown or expired authentication session".into())),
+                _ => Err(Error::NotFound(
+                    "unknown or expired authentication session".into(),
+                )),
             },
             None => {
                 let id = crate::service::accounts::random_string(24);
-                sessions.insert(id.clone(), Session { purpose: purpose.to_owned(), created: now });
+                sessions.insert(
+                    id.clone(),
+                    Session {
+                        purpose: purpose.to_owned(),
+                        created: now,
+                    },
+                );
                 Ok(id)
             }
         }
@@ -81,7 +92,10 @@ impl Uia {
 
     /// Ends a session once its operation went through.
     pub fn complete(&self, session: &str) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(session);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
     }
 
     /// The 401 answer that tells the client which flows to follow, optionally with the
@@ -123,7 +137,9 @@ mod tests {
     #[test]
     fn challenges_list_flows_and_failures() {
         let uia = Uia::default();
-        let Error::Uia(body) = uia.challenge("s1", &[Stage::Password], Some(("M_FORBIDDEN", "wrong"))) else {
+        let Error::Uia(body) =
+            uia.challenge("s1", &[Stage::Password], Some(("M_FORBIDDEN", "wrong")))
+        else {
             panic!("not a UIA error");
         };
         assert_eq!(body["flows"][0]["stages"][0], "m.login.password");

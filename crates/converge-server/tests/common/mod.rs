@@ -43,17 +43,30 @@ impl TestServer {
         if std::env::var("CONVERGE_TEST_STORE").as_deref() == Ok("postgres") {
             let base = converge_store::testing::postgres_base_url()
                 .expect("CONVERGE_TEST_STORE=postgres needs CONVERGE_TEST_POSTGRES_URL");
-            config.database_url = converge_store::testing::fresh_postgres_url(&base).await.expect("test schema");
+            config.database_url = converge_store::testing::fresh_postgres_url(&base)
+                .await
+                .expect("test schema");
         }
         adjust(&mut config);
         let server = converge_server::start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr);
-        Self { server, base, http: reqwest::Client::new(), _dir: dir }
+        Self {
+            server,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
     }
 
     /// Sends a request with an optional JSON body and access token; returns the status and
     /// the JSON body (`Value::Null` if the body is not JSON).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -64,7 +77,10 @@ impl TestServer {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let bytes = response.bytes().await.expect("body read");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -80,7 +96,11 @@ impl TestServer {
     }
 
     /// Sends raw bytes as the body of a POST.
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -91,7 +111,10 @@ impl TestServer {
             .expect("request sent");
         let status = response.status();
         let bytes = response.bytes().await.unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Registers `name` through the dummy UIA stage and returns its credentials.
@@ -128,7 +151,10 @@ impl TestServer {
 pub fn user_from(body: &Value) -> User {
     User {
         user_id: body["user_id"].as_str().expect("user_id").to_owned(),
-        token: body["access_token"].as_str().expect("access_token").to_owned(),
+        token: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
         device_id: body["device_id"].as_str().expect("device_id").to_owned(),
     }
 }

@@ -28,8 +28,11 @@ pub async fn register(
         refresh_token: body.refresh_token,
         guest: body.kind == register::RegistrationKind::Guest,
     };
-    let (user_id, credentials) =
-        state.services.accounts.register(registration, body.auth, request.client).await?;
+    let (user_id, credentials) = state
+        .services
+        .accounts
+        .register(registration, body.auth, request.client)
+        .await?;
     let mut response = register::v3::Response::new(user_id);
     if let Some(credentials) = credentials {
         response.access_token = Some(credentials.access_token);
@@ -44,19 +47,33 @@ pub async fn get_username_availability(
     State(state): State<AppState>,
     request: Ruma<get_username_availability::v3::Request>,
 ) -> Result<RumaResponse<get_username_availability::v3::Response>> {
-    state.services.accounts.username_available(&request.body.username, request.client).await?;
-    Ok(RumaResponse(get_username_availability::v3::Response::new(true)))
+    state
+        .services
+        .accounts
+        .username_available(&request.body.username, request.client)
+        .await?;
+    Ok(RumaResponse(get_username_availability::v3::Response::new(
+        true,
+    )))
 }
 
 pub async fn check_registration_token_validity(
     State(state): State<AppState>,
     request: Ruma<check_registration_token_validity::v1::Request>,
 ) -> Result<RumaResponse<check_registration_token_validity::v1::Response>> {
-    let valid = state.services.accounts.registration_token_valid(&request.body.token, request.client).await?;
-    Ok(RumaResponse(check_registration_token_validity::v1::Response::new(valid)))
+    let valid = state
+        .services
+        .accounts
+        .registration_token_valid(&request.body.token, request.client)
+        .await?;
+    Ok(RumaResponse(
+        check_registration_token_validity::v1::Response::new(valid),
+    ))
 }
 
-pub async fn whoami(request: Ruma<whoami::v3::Request>) -> Result<RumaResponse<whoami::v3::Response>> {
+pub async fn whoami(
+    request: Ruma<whoami::v3::Request>,
+) -> Result<RumaResponse<whoami::v3::Response>> {
     let caller = request.caller()?;
     let mut response = whoami::v3::Response::new(caller.user_id.clone(), false);
     response.device_id = Some(caller.device_id.clone());
@@ -68,7 +85,11 @@ pub async fn change_password(
     request: Ruma<change_password::v3::Request>,
 ) -> Result<RumaResponse<change_password::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.accounts.change_password(&caller, body.new_password, body.logout_devices, body.auth).await?;
+    state
+        .services
+        .accounts
+        .change_password(&caller, body.new_password, body.logout_devices, body.auth)
+        .await?;
     Ok(RumaResponse(change_password::v3::Response::new()))
 }
 
@@ -77,6 +98,12 @@ pub async fn deactivate(
     request: Ruma<deactivate::v3::Request>,
 ) -> Result<RumaResponse<deactivate::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.accounts.deactivate(&caller, body.auth).await?;
-    Ok(RumaResponse(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport)))
+    state
+        .services
+        .accounts
+        .deactivate(&caller, body.auth)
+        .await?;
+    Ok(RumaResponse(deactivate::v3::Response::new(
+        ThirdPartyIdRemovalStatus::NoSupport,
+    )))
 }

@@ -4,8 +4,10 @@
 
 use axum::extract::State;
 use ruma::MilliSecondsSinceUnixEpoch;
-use ruma::api::client::device::{self, delete_device, delete_devices, get_device, get_devices, update_device};
 use ruma::UInt;
+use ruma::api::client::device::{
+    self, delete_device, delete_devices, get_device, get_devices, update_device,
+};
 
 use crate::api::{Ruma, RumaResponse};
 use crate::error::Result;
@@ -27,14 +29,20 @@ pub async fn get_devices(
     request: Ruma<get_devices::v3::Request>,
 ) -> Result<RumaResponse<get_devices::v3::Response>> {
     let devices = state.services.accounts.devices(request.caller()?).await?;
-    Ok(RumaResponse(get_devices::v3::Response::new(devices.into_iter().map(to_ruma).collect())))
+    Ok(RumaResponse(get_devices::v3::Response::new(
+        devices.into_iter().map(to_ruma).collect(),
+    )))
 }
 
 pub async fn get_device(
     State(state): State<AppState>,
     request: Ruma<get_device::v3::Request>,
 ) -> Result<RumaResponse<get_device::v3::Response>> {
-    let device = state.services.accounts.device(request.caller()?, request.body.device_id.as_str()).await?;
+    let device = state
+        .services
+        .accounts
+        .device(request.caller()?, request.body.device_id.as_str())
+        .await?;
     Ok(RumaResponse(get_device::v3::Response::new(to_ruma(device))))
 }
 
@@ -44,7 +52,15 @@ pub async fn update_device(
 ) -> Result<RumaResponse<update_device::v3::Response>> {
     let caller = request.caller()?;
     let body = &request.body;
-    state.services.accounts.rename_device(caller, body.device_id.as_str(), body.display_name.as_deref()).await?;
+    state
+        .services
+        .accounts
+        .rename_device(
+            caller,
+            body.device_id.as_str(),
+            body.display_name.as_deref(),
+        )
+        .await?;
     Ok(RumaResponse(update_device::v3::Response::new()))
 }
 
@@ -54,8 +70,16 @@ pub async fn delete_device(
 ) -> Result<RumaResponse<delete_device::v3::Response>> {
     let (caller, body) = request.authed()?;
     // Deleting a device the caller does not have is a 404, before asking for a password.
-    state.services.accounts.device(&caller, body.device_id.as_str()).await?;
-    state.services.accounts.delete_devices(&caller, &[body.device_id.to_string()], body.auth).await?;
+    state
+        .services
+        .accounts
+        .device(&caller, body.device_id.as_str())
+        .await?;
+    state
+        .services
+        .accounts
+        .delete_devices(&caller, &[body.device_id.to_string()], body.auth)
+        .await?;
     Ok(RumaResponse(delete_device::v3::Response::new()))
 }
 
@@ -65,6 +89,10 @@ pub async fn delete_devices(
 ) -> Result<RumaResponse<delete_devices::v3::Response>> {
     let (caller, body) = request.authed()?;
     let ids: Vec<String> = body.devices.iter().map(ToString::to_string).collect();
-    state.services.accounts.delete_devices(&caller, &ids, body.auth).await?;
+    state
+        .services
+        .accounts
+        .delete_devices(&caller, &ids, body.auth)
+        .await?;
     Ok(RumaResponse(delete_devices::v3::Response::new()))
 }

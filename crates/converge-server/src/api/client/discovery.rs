@@ -40,5 +40,7 @@ pub async fn get_capabilities(
         capabilities.set_avatar_url.enabled = true;
     }
     capabilities.thirdparty_id_changes.enabled = false;
-    Ok(RumaResponse(get_capabilities::v3::Response::new(capabilities)))
+    Ok(RumaResponse(get_capabilities::v3::Response::new(
+        capabilities,
+    )))
 }

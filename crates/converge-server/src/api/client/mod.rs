@@ -8,7 +8,9 @@ mod session;
 
 use axum::Router;
 use axum::routing::get;
-use ruma::api::client::{account as acc, device as dev, discovery as disc, profile as prof, session as sess};
+use ruma::api::client::{
+    account as acc, device as dev, discovery as disc, profile as prof, session as sess,
+};
 
 use super::RouterExt;
 use crate::state::AppState;
@@ -16,7 +18,10 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .ruma::<disc::get_supported_versions::Request, _, _>(discovery::get_supported_versions)
-        .route("/.well-known/matrix/client", get(discovery::discover_homeserver))
+        .route(
+            "/.well-known/matrix/client",
+            get(discovery::discover_homeserver),
+        )
         .ruma::<disc::get_capabilities::v3::Request, _, _>(discovery::get_capabilities)
         .ruma::<sess::get_login_types::v3::Request, _, _>(session::get_login_types)
         .ruma::<sess::login::v3::Request, _, _>(session::login)
@@ -24,8 +29,12 @@ pub fn routes() -> Router<AppState> {
         .ruma::<sess::logout::v3::Request, _, _>(session::logout)
         .ruma::<sess::logout_all::v3::Request, _, _>(session::logout_all)
         .ruma::<acc::register::v3::Request, _, _>(account::register)
-        .ruma::<acc::get_username_availability::v3::Request, _, _>(account::get_username_availability)
-        .ruma::<acc::check_registration_token_validity::v1::Request, _, _>(account::check_registration_token_validity)
+        .ruma::<acc::get_username_availability::v3::Request, _, _>(
+            account::get_username_availability,
+        )
+        .ruma::<acc::check_registration_token_validity::v1::Request, _, _>(
+            account::check_registration_token_validity,
+        )
         .ruma::<acc::whoami::v3::Request, _, _>(account::whoami)
         .ruma::<acc::change_password::v3::Request, _, _>(account::change_password)
         .ruma::<acc::deactivate::v3::Request, _, _>(account::deactivate)

@@ -47,8 +47,11 @@ pub async fn login(
             request.client,
         )
         .await?;
-    let mut response =
-        login::v3::Response::new(credentials.user_id, credentials.access_token, credentials.device_id);
+    let mut response = login::v3::Response::new(
+        credentials.user_id,
+        credentials.access_token,
+        credentials.device_id,
+    );
     response.refresh_token = credentials.refresh_token;
     response.expires_in = credentials.expires_in;
     Ok(RumaResponse(response))
@@ -58,7 +61,11 @@ pub async fn refresh_token(
     State(state): State<AppState>,
     request: Ruma<refresh_token::v3::Request>,
 ) -> Result<RumaResponse<refresh_token::v3::Response>> {
-    let credentials = state.services.accounts.refresh(&request.body.refresh_token).await?;
+    let credentials = state
+        .services
+        .accounts
+        .refresh(&request.body.refresh_token)
+        .await?;
     let mut response = refresh_token::v3::Response::new(credentials.access_token);
     response.refresh_token = credentials.refresh_token;
     response.expires_in_ms = credentials.expires_in;
@@ -77,6 +84,10 @@ pub async fn logout_all(
     State(state): State<AppState>,
     request: Ruma<logout_all::v3::Request>,
 ) -> Result<RumaResponse<logout_all::v3::Response>> {
-    state.services.accounts.logout_all(request.caller()?).await?;
+    state
+        .services
+        .accounts
+        .logout_all(request.caller()?)
+        .await?;
     Ok(RumaResponse(logout_all::v3::Response::new()))
 }
