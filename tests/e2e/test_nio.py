@@ -557,15 +557,11 @@ def test_token_mode_registration_token_flow(token_server):
             )
             assert isinstance(first, RegisterInteractiveResponse), first
             assert status_of(first) == 401
-            assert first.stages == ["m.login.registration_token"], first.stages
+            assert first.stages == ["m.login.registration_token", "m.login.dummy"], first.stages
             assert first.session
 
-            resp = await register_with_auth(
-                client,
-                username,
-                {"type": "m.login.registration_token", "token": token, "session": first.session},
-                device_name="token device",
-            )
+            # nio's own token registration: an empty auth object, the token stage, the dummy stage.
+            resp = await client.register_with_token(username, PASSWORD, token, device_name="token device")
             assert isinstance(resp, RegisterResponse), f"token registration failed: {resp}"
             assert resp.user_id == mxid(username)
             who = await client.whoami()
@@ -574,27 +570,19 @@ def test_token_mode_registration_token_flow(token_server):
 
         # The token had one use: it cannot register a second account.
         async with nio_client(token_server) as client:
-            again = await register_with_auth(
-                client, fresh_username("tok"), {"type": "m.login.registration_token", "token": token}
-            )
+            second = fresh_username("tok")
+            again = await client.register_with_token(second, PASSWORD, token)
             assert isinstance(again, RegisterErrorResponse), f"single-use token reused: {again}"
-            assert status_of(again) == 401
-            assert again.status_code == "M_FORBIDDEN", again
+        async with nio_client(token_server, second) as client:
+            resp = await client.login(PASSWORD)
+            assert isinstance(resp, LoginError), f"account exists after a used-up token: {resp}"
 
     run(body())
 
 
-def test_nio_register_with_token_first_request(token_server):
-    """Known server bug, reported as an expected failure until fixed.
-
-    nio's AsyncClient.register_with_token starts with a POST /register whose `auth` object has
-    neither `type` nor `session` ({"initial_device_display_name": "matrix-nio"}). Neither key is
-    required by the spec's AuthenticationData, so the server should answer 401 with the UIA
-    flows and a new session; Converge answers 400 M_BAD_JSON ("missing field `session`").
-
-    pytest.xfail is called imperatively (rather than an xfail marker) so that only this exact
-    symptom is tolerated: any other failure, including fixture or shutdown errors, still fails.
-    """
+def test_empty_auth_object_gets_the_flows(token_server):
+    """An `auth` object with neither `type` nor `session` attempts no stage: the answer is the
+    401 with the flows and a new session, as when `auth` is left out."""
 
     async def body():
         async with nio_client(token_server) as client:
@@ -603,15 +591,7 @@ def test_nio_register_with_token_first_request(token_server):
             )
 
     resp = run(body())
-    if status_of(resp) == 400 and "missing field `session`" in (
-        getattr(resp, "message", "") or ""
-    ):
-        pytest.xfail(
-            "server bug: /register rejects an auth object without `session`/`type` "
-            "with 400 M_BAD_JSON instead of a 401 UIA response"
-        )
-    # Once the bug is fixed this is what must happen (then drop the xfail branch above).
     assert isinstance(resp, RegisterInteractiveResponse), resp
     assert status_of(resp) == 401
     assert resp.session
-    assert resp.stages == ["m.login.registration_token"]
+    assert resp.stages == ["m.login.registration_token", "m.login.dummy"]

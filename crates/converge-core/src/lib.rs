@@ -3,7 +3,13 @@
 //! Nothing here is async or touches the network, the disk or a clock; callers pass
 //! time and randomness in. That keeps every rule testable with plain tables.
 
+pub mod auth;
 pub mod event;
 pub mod id;
+pub mod power_levels;
+pub mod room_version;
 
+pub use auth::{AuthError, AuthState, Candidate, Membership, StateRef};
 pub use event::{PersistedEvent, StreamPos};
+pub use power_levels::PowerLevels;
+pub use room_version::RoomVersion;

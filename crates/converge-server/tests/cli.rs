@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// Kills the server if the test fails half-way, so no process outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn converge(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_converge"));
     command
@@ -113,11 +123,8 @@ async fn an_operator_story_from_user_add_to_sigterm() {
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 16);
 
-    let mut server = converge(dir.path())
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = KillOnDrop(converge(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap());
+    let server = &mut server.0;
     let stderr = BufReader::new(server.stderr.take().unwrap());
     let mut lines = stderr.lines();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -142,9 +149,15 @@ async fn an_operator_story_from_user_add_to_sigterm() {
         .json(&json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "alice" }, "password": "pw-alice-1" }))
         .send().await.unwrap().json().await.unwrap();
     assert_eq!(login["user_id"], "@alice:localhost");
-    let register = http
+    // Token registration takes the token stage, then the dummy stage.
+    let first: Value = http
         .post(format!("{base}/_matrix/client/v3/register"))
         .json(&json!({ "username": "bob", "password": "pw-bob-1", "auth": { "type": "m.login.registration_token", "token": token } }))
+        .send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["completed"], json!(["m.login.registration_token"]));
+    let register = http
+        .post(format!("{base}/_matrix/client/v3/register"))
+        .json(&json!({ "username": "bob", "password": "pw-bob-1", "auth": { "type": "m.login.dummy", "session": first["session"] } }))
         .send().await.unwrap();
     assert_eq!(register.status(), 200);
     // The default mode is `token`: without one, registration asks for it.

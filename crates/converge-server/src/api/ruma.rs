@@ -101,9 +101,7 @@ where
         } else {
             read_body(&parts, body, state.config.limits.max_request_bytes).await?
         };
-        if !bytes.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-            return Err(Error::NotJson("the request body is not valid JSON".into()));
-        }
+        let bytes = if bytes.is_empty() { bytes } else { normalize_json(bytes)? };
         let request = http::Request::from_parts(parts, bytes.as_ref());
         let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
         // Ruma's parsers are not all panic-free on odd input; a panic while parsing a
@@ -119,6 +117,29 @@ where
             client,
         })
     }
+}
+
+/// Checks that a body is JSON, and drops an `auth` object that attempts no UIA stage
+/// (neither `type` nor `session`): the spec treats it like no `auth` at all, and answers
+/// with the flows.
+fn normalize_json(bytes: Bytes) -> Result<Bytes> {
+    let not_json = || Error::NotJson("the request body is not valid JSON".into());
+    if !bytes.windows(6).any(|w| w == b"\"auth\"") {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|_| not_json())?;
+        return Ok(bytes);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+    let empty_auth = value
+        .get("auth")
+        .and_then(|auth| auth.as_object())
+        .is_some_and(|auth| !auth.contains_key("type") && !auth.contains_key("session"));
+    if !empty_auth {
+        return Ok(bytes);
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.remove("auth");
+    }
+    Ok(serde_json::to_vec(&value).map_err(Error::internal)?.into())
 }
 
 /// The access token from `Authorization: Bearer` or the deprecated `access_token` query

@@ -20,7 +20,7 @@ use converge_store::{Device, NewSession, NewUser, RegistrationToken, Store, Stor
 use super::now_ms;
 use super::password;
 use super::ratelimit::{Limit, RateLimiter};
-use super::uia::{Stage, Uia};
+use super::uia::{Proof, Stage, Uia};
 use crate::config::{Config, RegistrationMode};
 use crate::error::{Error, Result};
 
@@ -208,12 +208,14 @@ impl Accounts {
         auth: Option<AuthData>,
         client: Client,
     ) -> Result<(OwnedUserId, Option<Credentials>)> {
-        let flows = match self.registration {
+        let flows: &[&[Stage]] = match self.registration {
             RegistrationMode::Closed => {
                 return Err(Error::forbidden("registration is closed on this server"));
             }
-            RegistrationMode::Open => [Stage::Dummy],
-            RegistrationMode::Token => [Stage::RegistrationToken],
+            RegistrationMode::Open => &[&[Stage::Dummy]],
+            // Token, then dummy, as Synapse offers it: clients such as matrix-nio expect
+            // the second stage.
+            RegistrationMode::Token => &[&[Stage::RegistrationToken, Stage::Dummy]],
         };
         if request.guest {
             return Err(Error::GuestAccessForbidden);
@@ -228,37 +230,9 @@ impl Accounts {
         if let Some(device_id) = &request.device_id {
             check_device_id(device_id)?;
         }
-
-        let Some(auth) = auth else {
-            let session = self.uia.session("register", None)?;
-            return Err(self.uia.challenge(&session, &flows, None));
-        };
-        let session = self.uia.session("register", auth.session())?;
-        let token = match (&auth, self.registration) {
-            (AuthData::Dummy(_), RegistrationMode::Open) => None,
-            (AuthData::RegistrationToken(stage), RegistrationMode::Token) => {
-                let usable = self
-                    .store
-                    .registration_token(&stage.token)
-                    .await?
-                    .is_some_and(|t| t.usable_at(now_ms()));
-                if !usable {
-                    return Err(self.uia.challenge(
-                        &session,
-                        &flows,
-                        Some(("M_FORBIDDEN", "registration token is not valid")),
-                    ));
-                }
-                Some(stage.token.clone())
-            }
-            _ => {
-                return Err(self.uia.challenge(
-                    &session,
-                    &flows,
-                    Some(("M_FORBIDDEN", "this authentication stage is not offered")),
-                ));
-            }
-        };
+        let proof = self.authenticate_interactively("register", flows, auth, None).await?;
+        let token = proof.registration_token;
+        let session = proof.session;
 
         let password = request
             .password
@@ -440,46 +414,84 @@ impl Accounts {
         Ok(())
     }
 
-    /// Runs the single-stage password UIA for an operation of the caller's.
-    async fn confirm_password(
+    /// Runs user-interactive authentication for `purpose`: checks the stage the client
+    /// completed (if any) and answers with a 401 challenge until one of `flows` is done.
+    async fn authenticate_interactively(
         &self,
-        caller: &Caller,
-        operation: &str,
+        purpose: &str,
+        flows: &[&[Stage]],
         auth: Option<AuthData>,
-    ) -> Result<String> {
-        let purpose = format!("{operation}:{}", caller.user_id);
-        let flows = [Stage::Password];
-        let Some(auth) = auth else {
-            let session = self.uia.session(&purpose, None)?;
-            return Err(self.uia.challenge(&session, &flows, None));
-        };
-        let session = self.uia.session(&purpose, auth.session())?;
-        let AuthData::Password(stage) = auth else {
-            return Err(self.uia.challenge(
-                &session,
-                &flows,
-                Some(("M_FORBIDDEN", "this authentication stage is not offered")),
-            ));
-        };
-        let names_caller = match &stage.identifier {
-            UserIdentifier::Matrix(m) => {
-                id::login_localpart(&m.user, &self.server_name).as_deref()
-                    == Some(caller.localpart.as_str())
+        caller: Option<&Caller>,
+    ) -> Result<Proof> {
+        let session = self.uia.session(purpose, auth.as_ref().and_then(AuthData::session))?;
+        if let Some(auth) = auth {
+            match self.check_stage(auth, flows, caller).await? {
+                Ok(Some((stage, token))) => self.uia.complete_stage(&session, stage, token),
+                // A fallback acknowledgement: nothing new was completed.
+                Ok(None) => {}
+                Err(reason) => {
+                    return Err(self.uia.challenge(&session, flows, Some(("M_FORBIDDEN", reason))));
+                }
             }
-            _ => false,
-        };
-        let user = self.user(&caller.localpart).await?;
-        let hash = user
-            .password_hash
-            .unwrap_or_else(|| self.dummy_hash.clone());
-        if !(password::verify(stage.password, hash).await? && names_caller) {
-            return Err(self.uia.challenge(
-                &session,
-                &flows,
-                Some(("M_FORBIDDEN", "invalid password")),
-            ));
         }
-        Ok(session)
+        self.uia.finished(&session, flows).ok_or_else(|| self.uia.challenge(&session, flows, None))
+    }
+
+    /// Checks one UIA stage. The inner error is the reason the stage failed.
+    async fn check_stage(
+        &self,
+        auth: AuthData,
+        flows: &[&[Stage]],
+        caller: Option<&Caller>,
+    ) -> Result<Result<Option<(Stage, Option<String>)>, &'static str>> {
+        let offered = |stage: Stage| flows.iter().any(|flow| flow.contains(&stage));
+        Ok(match auth {
+            AuthData::Dummy(_) if offered(Stage::Dummy) => Ok(Some((Stage::Dummy, None))),
+            AuthData::RegistrationToken(stage) if offered(Stage::RegistrationToken) => {
+                let usable = self
+                    .store
+                    .registration_token(&stage.token)
+                    .await?
+                    .is_some_and(|t| t.usable_at(now_ms()));
+                if usable {
+                    Ok(Some((Stage::RegistrationToken, Some(stage.token))))
+                } else {
+                    Err("registration token is not valid")
+                }
+            }
+            AuthData::Password(stage) if offered(Stage::Password) => {
+                let Some(caller) = caller else { return Ok(Err("no user to check a password for")) };
+                let names_caller = match &stage.identifier {
+                    UserIdentifier::Matrix(m) => {
+                        id::login_localpart(&m.user, &self.server_name).as_deref()
+                            == Some(caller.localpart.as_str())
+                    }
+                    _ => false,
+                };
+                let hash = self
+                    .user(&caller.localpart)
+                    .await?
+                    .password_hash
+                    .unwrap_or_else(|| self.dummy_hash.clone());
+                if password::verify(stage.password, hash).await? && names_caller {
+                    Ok(Some((Stage::Password, None)))
+                } else {
+                    Err("invalid password")
+                }
+            }
+            AuthData::FallbackAcknowledgement(_) => Ok(None),
+            _ => Err("this authentication stage is not offered"),
+        })
+    }
+
+    /// Runs the password UIA for an operation of the caller's; returns the session to end
+    /// once the operation went through.
+    async fn confirm_password(&self, caller: &Caller, operation: &str, auth: Option<AuthData>) -> Result<String> {
+        let purpose = format!("{operation}:{}", caller.user_id);
+        let proof = self
+            .authenticate_interactively(&purpose, &[&[Stage::Password]], auth, Some(caller))
+            .await?;
+        Ok(proof.session)
     }
 
     async fn user(&self, localpart: &str) -> Result<User> {
