@@ -13,9 +13,8 @@ pub struct StreamPos(pub i64);
 
 /// A room event as it is persisted: the indexed fields plus the full signed JSON.
 ///
-/// `json` is the event exactly as it will be served (canonical JSON of the signed PDU), so
-/// serving an event never re-serialises it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `json` is the canonical JSON of the signed PDU (after redaction, if it was redacted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PersistedEvent {
     pub event_id: String,
     pub room_id: String,
@@ -26,4 +25,15 @@ pub struct PersistedEvent {
     /// Milliseconds since the Unix epoch, as chosen by the origin server.
     pub origin_server_ts: i64,
     pub json: String,
+    /// Position in the room's DAG; one more than the deepest previous event.
+    pub depth: i64,
+    /// `unsigned` data fixed when the event was written (`prev_content`, `replaces_state`),
+    /// as a JSON object.
+    pub unsigned: Option<String>,
+    /// The sending device and its transaction key, for idempotent sends.
+    pub txn: Option<(String, String)>,
+    /// The event this one relates to and how (`m.relates_to`), for `/relations`.
+    pub relation: Option<(String, String)>,
+    /// The client form of the redaction that redacted this event, if any.
+    pub redacted_because: Option<String>,
 }

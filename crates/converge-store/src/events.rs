@@ -6,12 +6,21 @@ use sqlx::Row;
 use crate::db::on_pool;
 use crate::{Store, StoreError};
 
-const EVENT_COLUMNS: &str =
-    "stream_pos, event_id, room_id, sender, event_type, state_key, origin_server_ts, json";
+macro_rules! event_columns {
+    () => {
+        "stream_pos, event_id, room_id, sender, event_type, state_key, origin_server_ts, json, \
+         depth, unsigned, txn_device, txn_id, relates_to, rel_type, redacted_because"
+    };
+}
+pub(crate) use event_columns;
 
 macro_rules! event_from_row {
     ($row:expr) => {{
         let row = $row;
+        let txn_device: Option<String> = row.try_get("txn_device")?;
+        let txn_id: Option<String> = row.try_get("txn_id")?;
+        let relates_to: Option<String> = row.try_get("relates_to")?;
+        let rel_type: Option<String> = row.try_get("rel_type")?;
         (
             StreamPos(row.try_get("stream_pos")?),
             PersistedEvent {
@@ -22,40 +31,145 @@ macro_rules! event_from_row {
                 state_key: row.try_get("state_key")?,
                 origin_server_ts: row.try_get("origin_server_ts")?,
                 json: row.try_get("json")?,
+                depth: row.try_get("depth")?,
+                unsigned: row.try_get("unsigned")?,
+                txn: txn_device.zip(txn_id),
+                relation: relates_to.zip(rel_type),
+                redacted_because: row.try_get("redacted_because")?,
             },
         )
     }};
 }
+pub(crate) use event_from_row;
 
-impl Store {
-    /// One event by its ID, with its stream position.
-    pub async fn event(
-        &self,
-        event_id: &str,
-    ) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1");
-        on_pool!(&self.inner.db, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(event_id).fetch_optional(pool).await?;
-            Ok(match row { Some(row) => Some(event_from_row!(row)), None => None })
-        })
-    }
-
-    /// Events after `after`, oldest first, at most `limit` of them.
-    pub async fn events_after(
-        &self,
-        after: StreamPos,
-        limit: u32,
-    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2"
-        );
-        on_pool!(&self.inner.db, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(after.0).bind(i64::from(limit)).fetch_all(pool).await?;
+/// Runs an event query and collects its rows.
+macro_rules! fetch_events {
+    ($db:expr, $query:expr) => {
+        on_pool!($db, pool => {
+            let rows = $query.fetch_all(pool).await?;
             let mut events = Vec::with_capacity(rows.len());
             for row in rows {
                 events.push(event_from_row!(row));
             }
             Ok(events)
         })
+    };
+}
+pub(crate) use fetch_events;
+
+/// Which way a range of a room's events is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+impl Store {
+    /// One event by its ID, with its stream position.
+    pub async fn event(&self, event_id: &str) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE event_id = $1");
+        on_pool!(&self.inner.db, pool => {
+            let row = sqlx::query(SQL).bind(event_id).fetch_optional(pool).await?;
+            Ok(match row { Some(row) => Some(event_from_row!(row)), None => None })
+        })
+    }
+
+    /// Events after `after`, oldest first, at most `limit` of them, across all rooms.
+    pub async fn events_after(&self, after: StreamPos, limit: u32) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str =
+            concat!("SELECT ", event_columns!(), " FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2");
+        fetch_events!(&self.inner.db, sqlx::query(SQL).bind(after.0).bind(i64::from(limit)))
+    }
+
+    /// A room's events with `after < position <= until`, at most `limit`, read in
+    /// `direction` (so a backward read returns the newest `limit` events of the range).
+    pub async fn room_events(
+        &self,
+        room_id: &str,
+        after: StreamPos,
+        until: StreamPos,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const FORWARD: &str = concat!(
+            "SELECT ", event_columns!(),
+            " FROM events WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos ASC LIMIT $4"
+        );
+        const BACKWARD: &str = concat!(
+            "SELECT ", event_columns!(),
+            " FROM events WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos DESC LIMIT $4"
+        );
+        let sql = match direction {
+            Direction::Forward => FORWARD,
+            Direction::Backward => BACKWARD,
+        };
+        fetch_events!(
+            &self.inner.db,
+            sqlx::query(sql).bind(room_id).bind(after.0).bind(until.0).bind(i64::from(limit))
+        )
+    }
+
+    /// The event a device sent with a transaction key, if it did.
+    pub async fn event_by_txn(&self, sender: &str, device_id: &str, txn: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(&self.inner.db, pool => {
+            let row = sqlx::query(
+                "SELECT event_id FROM events WHERE sender = $1 AND txn_device = $2 AND txn_id = $3",
+            )
+            .bind(sender)
+            .bind(device_id)
+            .bind(txn)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row { Some(row) => Some(row.try_get("event_id")?), None => None })
+        })
+    }
+
+    /// Events relating to `event_id` in `room_id`, newest first, before `before` (exclusive),
+    /// at most `limit`.
+    pub async fn relations(
+        &self,
+        room_id: &str,
+        event_id: &str,
+        before: StreamPos,
+        limit: u32,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ", event_columns!(),
+            " FROM events WHERE relates_to = $1 AND room_id = $2 AND stream_pos < $3 ORDER BY stream_pos DESC LIMIT $4"
+        );
+        fetch_events!(
+            &self.inner.db,
+            sqlx::query(SQL).bind(event_id).bind(room_id).bind(before.0).bind(i64::from(limit))
+        )
+    }
+
+    /// How many events of the given types others sent in a room after `after`.
+    pub async fn count_events_after(
+        &self,
+        room_id: &str,
+        after: StreamPos,
+        not_sender: &str,
+        types: &[&str],
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for event_type in types {
+            let n: i64 = on_pool!(&self.inner.db, pool => {
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND stream_pos > $2 \
+                     AND sender <> $3 AND event_type = $4",
+                )
+                .bind(room_id)
+                .bind(after.0)
+                .bind(not_sender)
+                .bind(*event_type)
+                .fetch_one(pool)
+                .await?
+                .try_get("n")?
+            });
+            total += n.max(0) as u64;
+        }
+        Ok(total)
     }
 }

@@ -10,6 +10,7 @@ mod db;
 mod error;
 mod events;
 mod migrate;
+mod rooms;
 pub mod testing;
 mod writer;
 
@@ -18,7 +19,9 @@ use std::time::Duration;
 
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
-pub use writer::{WriteOp, WriterConfig, WriterStats};
+pub use events::Direction;
+pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
+pub use writer::{EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats};
 
 use converge_core::StreamPos;
 use db::Db;
@@ -82,6 +85,15 @@ impl Store {
     /// transaction; a write that fails (e.g. a duplicate event ID) fails alone.
     pub async fn append(&self, op: WriteOp) -> Result<StreamPos, StoreError> {
         self.inner.writer.append(op).await
+    }
+
+    /// Queues a write behind every write queued before it, without waiting for the commit.
+    ///
+    /// Callers that must order writes (all events of one room) enqueue under their own lock
+    /// and wait for [`PendingWrite::committed`] after releasing it, so many writes share a
+    /// commit.
+    pub async fn enqueue(&self, op: WriteOp) -> Result<PendingWrite, StoreError> {
+        self.inner.writer.enqueue(op).await
     }
 
     /// The highest committed stream position; the receiver wakes when it grows.

@@ -11,11 +11,13 @@ use crate::db::{Db, on_pool};
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_accounts.sql")),
     (2, include_str!("../migrations/sqlite/0002_events.sql")),
+    (3, include_str!("../migrations/sqlite/0003_rooms.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../migrations/postgres/0002_events.sql")),
+    (3, include_str!("../migrations/postgres/0003_rooms.sql")),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

@@ -17,8 +17,54 @@ use crate::db::{Db, on_pool};
 /// One write that gets a stream position.
 #[derive(Clone, Debug)]
 pub enum WriteOp {
-    /// Appends a room event.
-    Event(PersistedEvent),
+    /// Appends a room event, with what it changes.
+    Event(Box<EventWrite>),
+    /// Sets a user's global (`room_id: None`) or per-room account data.
+    AccountData {
+        user_id: String,
+        room_id: Option<String>,
+        data_type: String,
+        content: String,
+    },
+    /// Moves a user's receipt of one type in a room to an event.
+    Receipt {
+        room_id: String,
+        receipt_type: String,
+        user_id: String,
+        event_id: String,
+        ts: i64,
+    },
+}
+
+/// A room event and the rows it changes besides the stream.
+#[derive(Clone, Debug, Default)]
+pub struct EventWrite {
+    pub event: PersistedEvent,
+    /// For `m.room.create`: the room to record.
+    pub new_room: Option<NewRoom>,
+    /// For `m.room.member`: the user and their new membership.
+    pub membership: Option<(String, String)>,
+    /// For a redaction: what happens to the redacted event.
+    pub redaction: Option<Redaction>,
+}
+
+/// The change a redaction makes to the event it redacts.
+#[derive(Clone, Debug, Default)]
+pub struct Redaction {
+    pub target: String,
+    /// The target's PDU after the redaction algorithm.
+    pub redacted_json: String,
+    /// The client form of the redaction event, served as `unsigned.redacted_because`.
+    pub because: String,
+}
+
+/// A room, as recorded when its create event is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewRoom {
+    pub room_id: String,
+    pub room_version: String,
+    pub creator: String,
+    pub created_ts: i64,
 }
 
 /// How the writer batches.
@@ -36,6 +82,16 @@ impl Default for WriterConfig {
             max_batch: 512,
             queue_depth: 8192,
         }
+    }
+}
+
+/// A write that is queued in order but not yet known to be committed.
+pub struct PendingWrite(oneshot::Receiver<Result<StreamPos, StoreError>>);
+
+impl PendingWrite {
+    /// Waits for the commit and returns the write's stream position.
+    pub async fn committed(self) -> Result<StreamPos, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -62,12 +118,16 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     pub(crate) async fn append(&self, op: WriteOp) -> Result<StreamPos, StoreError> {
+        self.enqueue(op).await?.committed().await
+    }
+
+    pub(crate) async fn enqueue(&self, op: WriteOp) -> Result<PendingWrite, StoreError> {
         let (done, result) = oneshot::channel();
         self.queue
             .send(Message::Write(op, done))
             .await
             .map_err(|_| StoreError::Closed)?;
-        result.await.map_err(|_| StoreError::Closed)?
+        Ok(PendingWrite(result))
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<StreamPos> {
@@ -149,16 +209,18 @@ impl Writer {
         tracing::debug!("ordered writer stopped");
     }
 
+    /// Commits a batch. The committed position is published before any caller is
+    /// acknowledged, so whoever got an acknowledgement can already read what it wrote
+    /// through the stream.
     async fn commit(&mut self, batch: &mut Vec<Pending>) {
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
-        let before = self.next;
-        match write_batch(&self.db, self.next, &ops).await {
+        let first = self.next;
+        match write_batch(&self.db, first, &ops).await {
             Ok(()) => {
-                self.stats.send_modify(|s| s.commits += 1);
-                for (op, done) in batch.drain(..) {
-                    drop(op);
-                    let _ = done.send(Ok(StreamPos(self.next)));
-                    self.next += 1;
+                let count = batch.len() as i64;
+                self.advance(count, 1);
+                for ((_, done), pos) in batch.drain(..).zip(first..) {
+                    let _ = done.send(Ok(StreamPos(pos)));
                 }
             }
             Err(err) if batch.len() == 1 => {
@@ -168,17 +230,24 @@ impl Writer {
             Err(err) => {
                 tracing::warn!(error = %err, size = batch.len(), "batch failed, retrying writes one by one");
                 for (op, done) in batch.drain(..) {
-                    let result = write_batch(&self.db, self.next, &[&op]).await.map(|()| {
-                        self.stats.send_modify(|s| s.commits += 1);
-                        self.next += 1;
-                        StreamPos(self.next - 1)
+                    let pos = self.next;
+                    let result = write_batch(&self.db, pos, &[&op]).await.map(|()| {
+                        self.advance(1, 1);
+                        StreamPos(pos)
                     });
                     let _ = done.send(result);
                 }
             }
         }
-        let written = (self.next - before) as u64;
-        self.stats.send_modify(|s| s.writes += written);
+    }
+
+    /// Moves the stream on by `writes` committed in `commits` transactions.
+    fn advance(&mut self, writes: i64, commits: u64) {
+        self.next += writes;
+        self.stats.send_modify(|s| {
+            s.commits += commits;
+            s.writes += writes as u64;
+        });
         self.position.send_replace(StreamPos(self.next - 1));
     }
 }
@@ -189,10 +258,15 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
         let mut tx = pool.begin().await?;
         for (pos, op) in (first..).zip(ops) {
             match op {
-                WriteOp::Event(event) => {
+                WriteOp::Event(write) => {
+                    let event = &write.event;
+                    let (txn_device, txn_id) = event.txn.clone().unzip();
+                    let (relates_to, rel_type) = event.relation.clone().unzip();
                     sqlx::query(
                         "INSERT INTO events (stream_pos, event_id, room_id, sender, event_type, \
-                         state_key, origin_server_ts, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         state_key, origin_server_ts, json, depth, unsigned, txn_device, txn_id, \
+                         relates_to, rel_type) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     )
                     .bind(pos)
                     .bind(&event.event_id)
@@ -202,11 +276,94 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
                     .bind(&event.state_key)
                     .bind(event.origin_server_ts)
                     .bind(&event.json)
+                    .bind(event.depth)
+                    .bind(&event.unsigned)
+                    .bind(txn_device)
+                    .bind(txn_id)
+                    .bind(relates_to)
+                    .bind(rel_type)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| {
                         if StoreError::is_unique_violation(&e) { StoreError::DuplicateEvent } else { e.into() }
                     })?;
+                    if let Some(room) = &write.new_room {
+                        sqlx::query(
+                            "INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&room.room_id)
+                        .bind(&room.room_version)
+                        .bind(&room.creator)
+                        .bind(room.created_ts)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(state_key) = &event.state_key {
+                        sqlx::query(
+                            "INSERT INTO current_state (room_id, event_type, state_key, event_id, stream_pos) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, event_type, state_key) \
+                             DO UPDATE SET event_id = excluded.event_id, stream_pos = excluded.stream_pos",
+                        )
+                        .bind(&event.room_id)
+                        .bind(&event.event_type)
+                        .bind(state_key)
+                        .bind(&event.event_id)
+                        .bind(pos)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some((user_id, membership)) = &write.membership {
+                        sqlx::query(
+                            "INSERT INTO memberships (user_id, room_id, membership, event_id, stream_pos, forgotten) \
+                             VALUES ($1, $2, $3, $4, $5, FALSE) ON CONFLICT (user_id, room_id) \
+                             DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id, \
+                             stream_pos = excluded.stream_pos, forgotten = FALSE",
+                        )
+                        .bind(user_id)
+                        .bind(&event.room_id)
+                        .bind(membership)
+                        .bind(&event.event_id)
+                        .bind(pos)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(redaction) = &write.redaction {
+                        sqlx::query("UPDATE events SET json = $1, redacted_because = $2 WHERE event_id = $3")
+                            .bind(&redaction.redacted_json)
+                            .bind(&redaction.because)
+                            .bind(&redaction.target)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                WriteOp::AccountData { user_id, room_id, data_type, content } => {
+                    sqlx::query(
+                        "INSERT INTO account_data (user_id, room_id, data_type, content, stream_pos) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, room_id, data_type) \
+                         DO UPDATE SET content = excluded.content, stream_pos = excluded.stream_pos",
+                    )
+                    .bind(user_id)
+                    .bind(room_id.as_deref().unwrap_or(""))
+                    .bind(data_type)
+                    .bind(content)
+                    .bind(pos)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                WriteOp::Receipt { room_id, receipt_type, user_id, event_id, ts } => {
+                    sqlx::query(
+                        "INSERT INTO receipts (room_id, receipt_type, user_id, event_id, ts, stream_pos) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, receipt_type, user_id) \
+                         DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts, stream_pos = excluded.stream_pos",
+                    )
+                    .bind(room_id)
+                    .bind(receipt_type)
+                    .bind(user_id)
+                    .bind(event_id)
+                    .bind(ts)
+                    .bind(pos)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
+    Direction, EventWrite, NewRoom, Redaction,
     NewSession, NewUser, RegistrationToken, Store, StoreError, StoreOptions, WriteOp, testing,
 };
 
@@ -94,6 +95,13 @@ conformance!(
     acknowledged_writes_are_visible_to_a_new_handle,
     close_drains_the_queue_then_refuses,
     migrations_are_idempotent,
+    rooms_keep_current_state_and_memberships,
+    redactions_replace_the_stored_event,
+    room_events_are_read_in_both_directions,
+    transactions_and_relations_are_indexed,
+    account_data_receipts_and_filters_follow_the_stream,
+    aliases_directory_and_user_search,
+    pending_writes_keep_their_queue_order,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -127,7 +135,13 @@ fn event(n: usize) -> PersistedEvent {
         state_key: None,
         origin_server_ts: 1_700_000_000_000 + n as i64,
         json: format!(r#"{{"body":"message {n}"}}"#),
+        depth: n as i64,
+        ..Default::default()
     }
+}
+
+fn write(event: PersistedEvent) -> WriteOp {
+    WriteOp::Event(Box::new(EventWrite { event, ..Default::default() }))
 }
 
 async fn users_are_created_once(h: &Harness) {
@@ -462,13 +476,13 @@ async fn writer_orders_every_write(h: &Harness) {
     let start = *position.borrow();
     let mut acked = Vec::new();
     for n in 0..20 {
-        acked.push(store.append(WriteOp::Event(event(n))).await.unwrap());
+        acked.push(store.append(write(event(n))).await.unwrap());
     }
     // Sequential writes get consecutive, increasing positions.
     let expected: Vec<_> = (1..=20).map(|i| StreamPos(start.0 + i)).collect();
     assert_eq!(acked, expected);
-    position.changed().await.ok();
-    assert_eq!(*position.borrow(), StreamPos(start.0 + 20));
+    // Acknowledged writes are already published on the stream position.
+    assert_eq!(*position.borrow_and_update(), StreamPos(start.0 + 20));
     let stored = store.events_after(start, 100).await.unwrap();
     assert_eq!(stored.len(), 20);
     for (n, (pos, stored)) in stored.iter().enumerate() {
@@ -487,7 +501,7 @@ async fn writer_batches_concurrent_writes(h: &Harness) {
     let tasks: Vec<_> = (0..writes)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { (n, store.append(WriteOp::Event(event(n))).await.unwrap()) })
+            tokio::spawn(async move { (n, store.append(write(event(n))).await.unwrap()) })
         })
         .collect();
     let mut acks = Vec::new();
@@ -520,13 +534,13 @@ async fn writer_batches_concurrent_writes(h: &Harness) {
 
 async fn writer_fails_only_the_faulty_write(h: &Harness) {
     let store = &h.store;
-    store.append(WriteOp::Event(event(0))).await.unwrap();
+    store.append(write(event(0))).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|n| {
             let store = store.clone();
             // Write 25 repeats the already stored event 0.
             let e = if n == 25 { event(0) } else { event(n + 1) };
-            tokio::spawn(async move { store.append(WriteOp::Event(e)).await })
+            tokio::spawn(async move { store.append(write(e)).await })
         })
         .collect();
     let mut failures = 0;
@@ -551,7 +565,7 @@ async fn acknowledged_writes_are_visible_to_a_new_handle(h: &Harness) {
     let tasks: Vec<_> = (0..100)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.append(WriteOp::Event(event(n))).await.unwrap() })
+            tokio::spawn(async move { store.append(write(event(n))).await.unwrap() })
         })
         .collect();
     let mut acked = Vec::new();
@@ -582,7 +596,7 @@ async fn close_drains_the_queue_then_refuses(h: &Harness) {
     let tasks: Vec<_> = (0..200)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.append(WriteOp::Event(event(n))).await })
+            tokio::spawn(async move { store.append(write(event(n))).await })
         })
         .collect();
     tokio::task::yield_now().await;
@@ -596,14 +610,14 @@ async fn close_drains_the_queue_then_refuses(h: &Harness) {
         }
     }
     assert!(matches!(
-        store.append(WriteOp::Event(event(999))).await,
+        store.append(write(event(999))).await,
         Err(StoreError::Closed)
     ));
     // Every acknowledged write survived; positions continue after a restart.
     let reopened = h.reopen().await;
     let stored = reopened.events_after(StreamPos(0), 1_000).await.unwrap();
     assert_eq!(stored.len(), acked);
-    let next = reopened.append(WriteOp::Event(event(1_000))).await.unwrap();
+    let next = reopened.append(write(event(1_000))).await.unwrap();
     assert_eq!(next, StreamPos(acked as i64 + 1));
     reopened.close().await;
 }
@@ -617,4 +631,216 @@ async fn migrations_are_idempotent(h: &Harness) {
     assert!(again.user("alice").await.unwrap().is_some());
     again.ping().await.unwrap();
     again.close().await;
+}
+
+fn state_event(n: usize, event_type: &str, state_key: &str, content: &str) -> PersistedEvent {
+    PersistedEvent {
+        event_type: event_type.to_owned(),
+        state_key: Some(state_key.to_owned()),
+        json: content.to_owned(),
+        ..event(n)
+    }
+}
+
+async fn rooms_keep_current_state_and_memberships(h: &Harness) {
+    let store = &h.store;
+    let create = EventWrite {
+        event: state_event(1, "m.room.create", "", r#"{"creator":"@alice:localhost"}"#),
+        new_room: Some(NewRoom {
+            room_id: "!room:localhost".into(),
+            room_version: "10".into(),
+            creator: "@alice:localhost".into(),
+            created_ts: 5,
+        }),
+        ..Default::default()
+    };
+    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
+    let join = |n: usize, user: &str, membership: &str| EventWrite {
+        event: state_event(n, "m.room.member", user, &format!(r#"{{"membership":"{membership}"}}"#)),
+        membership: Some((user.to_owned(), membership.to_owned())),
+        ..Default::default()
+    };
+    store.append(WriteOp::Event(Box::new(join(2, "@alice:localhost", "join")))).await.unwrap();
+    let invite_pos = store.append(WriteOp::Event(Box::new(join(3, "@bob:localhost", "invite")))).await.unwrap();
+    store.append(write(state_event(4, "m.room.name", "", r#"{"name":"one"}"#))).await.unwrap();
+    let renamed = store.append(write(state_event(5, "m.room.name", "", r#"{"name":"two"}"#))).await.unwrap();
+
+    let room = store.room("!room:localhost").await.unwrap().expect("room recorded");
+    assert_eq!((room.room_version.as_str(), room.creator.as_str(), room.is_public), ("10", "@alice:localhost", false));
+    assert_eq!(store.room("!other:localhost").await.unwrap(), None);
+
+    let state = store.room_state("!room:localhost").await.unwrap();
+    let mut keys: Vec<_> = state.iter().map(|(_, e)| (e.event_type.clone(), e.state_key.clone().unwrap())).collect();
+    keys.sort();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let (pos, name) = state.iter().find(|(_, e)| e.event_type == "m.room.name").unwrap();
+    assert_eq!((*pos, name.json.as_str()), (renamed, r#"{"name":"two"}"#));
+
+    let bob = store.user_memberships("@bob:localhost").await.unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!((bob[0].membership.as_str(), bob[0].stream_pos, bob[0].forgotten), ("invite", invite_pos, false));
+    store.append(WriteOp::Event(Box::new(join(6, "@bob:localhost", "leave")))).await.unwrap();
+    store.forget_room("@bob:localhost", "!room:localhost").await.unwrap();
+    let bob = store.user_memberships("@bob:localhost").await.unwrap();
+    assert_eq!((bob[0].membership.as_str(), bob[0].forgotten), ("leave", true));
+    // A new membership un-forgets.
+    store.append(WriteOp::Event(Box::new(join(7, "@bob:localhost", "invite")))).await.unwrap();
+    assert!(!store.user_memberships("@bob:localhost").await.unwrap()[0].forgotten);
+
+    let (_, latest) = store.room_latest_event("!room:localhost").await.unwrap().unwrap();
+    assert_eq!(latest.event_id, "$event7");
+}
+
+async fn redactions_replace_the_stored_event(h: &Harness) {
+    let store = &h.store;
+    store.append(write(event(1))).await.unwrap();
+    let redaction = EventWrite {
+        event: PersistedEvent { event_type: "m.room.redaction".into(), ..event(2) },
+        redaction: Some(Redaction {
+            target: "$event1".into(),
+            redacted_json: r#"{"content":{}}"#.into(),
+            because: r#"{"event_id":"$event2"}"#.into(),
+        }),
+        ..Default::default()
+    };
+    store.append(WriteOp::Event(Box::new(redaction))).await.unwrap();
+    let (_, redacted) = store.event("$event1").await.unwrap().unwrap();
+    assert_eq!(redacted.json, r#"{"content":{}}"#);
+    assert_eq!(redacted.redacted_because.as_deref(), Some(r#"{"event_id":"$event2"}"#));
+}
+
+async fn room_events_are_read_in_both_directions(h: &Harness) {
+    let store = &h.store;
+    for n in 1..=10 {
+        let mut e = event(n);
+        if n % 2 == 0 {
+            e.room_id = "!other:localhost".into();
+        }
+        store.append(write(e)).await.unwrap();
+    }
+    let room = "!room:localhost";
+    let ids = |events: Vec<(StreamPos, PersistedEvent)>| events.into_iter().map(|(_, e)| e.event_id).collect::<Vec<_>>();
+    let forward = store.room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Forward).await.unwrap();
+    assert_eq!(ids(forward), ["$event1", "$event3", "$event5"]);
+    let backward = store.room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Backward).await.unwrap();
+    assert_eq!(ids(backward), ["$event9", "$event7", "$event5"]);
+    let window = store.room_events(room, StreamPos(3), StreamPos(7), 10, Direction::Forward).await.unwrap();
+    assert_eq!(ids(window), ["$event5", "$event7"]);
+}
+
+async fn transactions_and_relations_are_indexed(h: &Harness) {
+    let store = &h.store;
+    let mut sent = event(1);
+    sent.txn = Some(("PHONE".into(), "txn-1".into()));
+    store.append(write(sent.clone())).await.unwrap();
+    assert_eq!(store.event_by_txn("@alice:localhost", "PHONE", "txn-1").await.unwrap().as_deref(), Some("$event1"));
+    assert_eq!(store.event_by_txn("@alice:localhost", "LAPTOP", "txn-1").await.unwrap(), None);
+    // The same transaction cannot be stored twice.
+    let mut again = event(2);
+    again.txn = sent.txn.clone();
+    assert!(matches!(store.append(write(again)).await, Err(StoreError::DuplicateEvent)));
+    let (_, stored) = store.event("$event1").await.unwrap().unwrap();
+    assert_eq!(stored.txn, sent.txn);
+
+    for n in 3..=5 {
+        let mut reaction = event(n);
+        reaction.relation = Some(("$event1".into(), "m.annotation".into()));
+        store.append(write(reaction)).await.unwrap();
+    }
+    let related = store.relations("!room:localhost", "$event1", StreamPos(i64::MAX), 2).await.unwrap();
+    let ids: Vec<_> = related.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event5", "$event4"]);
+    assert_eq!(related[0].1.relation, Some(("$event1".to_owned(), "m.annotation".to_owned())));
+    let before = store.relations("!room:localhost", "$event1", related[1].0, 10).await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(store.count_events_after("!room:localhost", StreamPos(0), "@bob:localhost", &["m.room.message"]).await.unwrap(), 4);
+    assert_eq!(store.count_events_after("!room:localhost", StreamPos(0), "@alice:localhost", &["m.room.message"]).await.unwrap(), 0);
+}
+
+async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
+    let store = &h.store;
+    let data = |room: Option<&str>, content: &str| WriteOp::AccountData {
+        user_id: "@alice:localhost".into(),
+        room_id: room.map(str::to_owned),
+        data_type: "m.tag".into(),
+        content: content.into(),
+    };
+    let first = store.append(data(None, "{\"a\":1}")).await.unwrap();
+    store.append(data(Some("!room:localhost"), "{\"b\":1}")).await.unwrap();
+    let last = store.append(data(None, "{\"a\":2}")).await.unwrap();
+    assert_eq!(store.account_data("@alice:localhost", None, "m.tag").await.unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(store.account_data("@alice:localhost", Some("!room:localhost"), "m.tag").await.unwrap().as_deref(), Some("{\"b\":1}"));
+    let since = store.account_data_since("@alice:localhost", first).await.unwrap();
+    assert_eq!(since.len(), 2);
+    assert_eq!(since.last().unwrap().stream_pos, last);
+    assert_eq!(since[0].room_id.as_deref(), Some("!room:localhost"));
+    assert!(store.account_data_since("@alice:localhost", last).await.unwrap().is_empty());
+
+    let receipt = |event_id: &str| WriteOp::Receipt {
+        room_id: "!room:localhost".into(),
+        receipt_type: "m.read".into(),
+        user_id: "@alice:localhost".into(),
+        event_id: event_id.into(),
+        ts: 7,
+    };
+    let r1 = store.append(receipt("$e1")).await.unwrap();
+    store.append(receipt("$e2")).await.unwrap();
+    let receipts = store.receipts_since("!room:localhost", StreamPos(0)).await.unwrap();
+    assert_eq!(receipts.len(), 1, "one receipt per user and type");
+    assert_eq!(receipts[0].event_id, "$e2");
+    assert_eq!(store.receipts_since("!room:localhost", r1).await.unwrap().len(), 1);
+
+    assert_eq!(store.create_filter("@alice:localhost", "{}").await.unwrap(), 0);
+    assert_eq!(store.create_filter("@alice:localhost", "{\"x\":1}").await.unwrap(), 1);
+    assert_eq!(store.create_filter("@bob:localhost", "{}").await.unwrap(), 0);
+    assert_eq!(store.filter("@alice:localhost", 1).await.unwrap().as_deref(), Some("{\"x\":1}"));
+    assert_eq!(store.filter("@bob:localhost", 1).await.unwrap(), None);
+}
+
+async fn aliases_directory_and_user_search(h: &Harness) {
+    let store = &h.store;
+    let create = EventWrite {
+        event: state_event(1, "m.room.create", "", "{}"),
+        new_room: Some(NewRoom { room_id: "!room:localhost".into(), room_version: "10".into(), creator: "@a:localhost".into(), created_ts: 1 }),
+        ..Default::default()
+    };
+    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
+    assert!(store.create_alias("#hall:localhost", "!room:localhost", "@a:localhost", 1).await.unwrap());
+    assert!(!store.create_alias("#hall:localhost", "!other:localhost", "@b:localhost", 1).await.unwrap());
+    assert!(store.create_alias("#lobby:localhost", "!room:localhost", "@a:localhost", 1).await.unwrap());
+    assert_eq!(store.alias("#hall:localhost").await.unwrap(), Some(("!room:localhost".into(), "@a:localhost".into())));
+    assert_eq!(store.room_aliases("!room:localhost").await.unwrap(), ["#hall:localhost", "#lobby:localhost"]);
+    assert!(store.delete_alias("#hall:localhost").await.unwrap());
+    assert!(!store.delete_alias("#hall:localhost").await.unwrap());
+    assert_eq!(store.alias("#hall:localhost").await.unwrap(), None);
+
+    assert!(store.public_rooms().await.unwrap().is_empty());
+    store.set_room_public("!room:localhost", true).await.unwrap();
+    assert_eq!(store.public_rooms().await.unwrap(), ["!room:localhost"]);
+    assert!(matches!(store.set_room_public("!nope:localhost", true).await, Err(StoreError::NotFound)));
+
+    for name in ["alice", "alfred", "bob", "under_score"] {
+        store.create_user(&new_user(name), None, None).await.unwrap();
+    }
+    store.set_displayname("bob", Some("Bobby Alpha")).await.unwrap();
+    let found: Vec<_> = store.search_users("AL", 10).await.unwrap().into_iter().map(|(l, _, _)| l).collect();
+    assert_eq!(found, ["alfred", "alice", "bob"]);
+    // LIKE wildcards in the term are taken literally.
+    let found: Vec<_> = store.search_users("e%s", 10).await.unwrap().into_iter().map(|(l, _, _)| l).collect();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(store.search_users("al", 1).await.unwrap().len(), 1);
+}
+
+async fn pending_writes_keep_their_queue_order(h: &Harness) {
+    let store = &h.store;
+    let mut pending = Vec::new();
+    for n in 0..50 {
+        pending.push(store.enqueue(write(event(n))).await.unwrap());
+    }
+    let mut last = StreamPos(0);
+    for write in pending {
+        let pos = write.committed().await.unwrap();
+        assert!(pos > last, "queued order is stream order");
+        last = pos;
+    }
 }
