@@ -120,6 +120,7 @@ pub struct RateLimitsConfig {
     pub login: Rate,
     pub login_account: Rate,
     pub register: Rate,
+    pub message: Rate,
 }
 
 impl Default for RateLimitsConfig {
@@ -137,6 +138,10 @@ impl Default for RateLimitsConfig {
             register: Rate {
                 per_second: 0.2,
                 burst: 5,
+            },
+            message: Rate {
+                per_second: 10.0,
+                burst: 50,
             },
         }
     }
@@ -247,6 +252,7 @@ impl Config {
             ("rate_limits.login", self.rate_limits.login),
             ("rate_limits.login_account", self.rate_limits.login_account),
             ("rate_limits.register", self.rate_limits.register),
+            ("rate_limits.message", self.rate_limits.message),
         ] {
             if !(rate.per_second.is_finite() && rate.per_second > 0.0) || rate.burst == 0 {
                 return invalid(key, "per_second must be positive and burst at least 1");

@@ -43,6 +43,12 @@ pub enum Error {
     UserDeactivated,
     #[error("guest access is not supported")]
     GuestAccessForbidden,
+    #[error("the room alias is already taken")]
+    RoomInUse,
+    #[error("a room alias with that name already exists")]
+    AliasExists,
+    #[error("this server does not support that room version")]
+    UnsupportedRoomVersion,
     /// User-interactive authentication must (still) be completed: a 401 with the flows.
     #[error("user-interactive authentication required")]
     Uia(Box<Value>),
@@ -79,6 +85,9 @@ impl Error {
             InvalidUsername(_) => (StatusCode::BAD_REQUEST, "M_INVALID_USERNAME"),
             UserDeactivated => (StatusCode::FORBIDDEN, "M_USER_DEACTIVATED"),
             GuestAccessForbidden => (StatusCode::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
+            RoomInUse => (StatusCode::BAD_REQUEST, "M_ROOM_IN_USE"),
+            AliasExists => (StatusCode::CONFLICT, "M_UNKNOWN"),
+            UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }

@@ -33,6 +33,8 @@ pub enum StartError {
     },
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot start the services: {0}")]
+    Services(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -70,7 +72,7 @@ pub struct Server {
 /// Starts serving with `config`.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let store = open_store(&config).await?;
-    let services = Arc::new(Services::new(&config, store).await);
+    let services = Arc::new(Services::new(&config, store).await.map_err(StartError::Services)?);
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

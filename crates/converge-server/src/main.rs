@@ -208,7 +208,7 @@ async fn services(config: &Config) -> Result<Services, String> {
     let store = converge_server::open_store(config)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Services::new(config, store).await)
+    Services::new(config, store).await
 }
 
 async fn shutdown_signal() {

@@ -19,6 +19,8 @@ pub enum Limit {
     LoginAccount,
     /// Registration attempts per client address.
     Register,
+    /// Events sent per user.
+    Message,
 }
 
 struct Bucket {
@@ -46,6 +48,7 @@ impl RateLimiter {
             Limit::Login => self.config.login,
             Limit::LoginAccount => self.config.login_account,
             Limit::Register => self.config.register,
+            Limit::Message => self.config.message,
         }
     }
 

@@ -1,0 +1,135 @@
+//! Membership changes: join, invite, leave, kick, ban, unban, knock, forget.
+//!
+//! Spec: <https://spec.matrix.org/v1.12/client-server-api/#room-membership>. Every change is
+//! an `m.room.member` event, so the room's auth rules decide; these functions add the
+//! checks the endpoints promise beyond them (the target must be in the room to be kicked).
+
+use converge_core::Membership;
+use serde_json::{Value, json};
+
+use super::{NewEvent, Rooms};
+use crate::error::{Error, Result};
+
+impl Rooms {
+    /// A user's profile as it goes into their member events.
+    pub async fn member_profile(&self, user_id: &str) -> Result<Value> {
+        let localpart = user_id
+            .strip_prefix('@')
+            .and_then(|rest| rest.strip_suffix(&format!(":{}", self.server_name)))
+            .unwrap_or_default();
+        let mut profile = json!({});
+        if let Some(user) = self.store.user(localpart).await? {
+            if let Some(name) = user.displayname {
+                profile["displayname"] = json!(name);
+            }
+            if let Some(url) = user.avatar_url {
+                profile["avatar_url"] = json!(url);
+            }
+        }
+        Ok(profile)
+    }
+
+    async fn set_membership(
+        &self,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+        membership: &str,
+        reason: Option<&str>,
+        extra: Value,
+    ) -> Result<String> {
+        let mut content = extra;
+        content["membership"] = json!(membership);
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        let (event_id, _) = self.send(room_id, sender, NewEvent::state("m.room.member", target, content)).await?;
+        Ok(event_id)
+    }
+
+    /// Joins `user` to a room (by ID).
+    pub async fn join(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<String> {
+        let profile = self.member_profile(user).await?;
+        self.set_membership(room_id, user, user, "join", reason, profile).await?;
+        Ok(room_id.to_owned())
+    }
+
+    /// Resolves a room ID or alias to a room ID on this server.
+    pub async fn resolve(&self, room_id_or_alias: &str) -> Result<String> {
+        if room_id_or_alias.starts_with('#') {
+            let (room_id, _) = self
+                .store
+                .alias(room_id_or_alias)
+                .await?
+                .ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
+            Ok(room_id)
+        } else {
+            Ok(room_id_or_alias.to_owned())
+        }
+    }
+
+    /// Invites `target`, who must be a user of this server (there is no federation yet).
+    pub async fn invite(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>, is_direct: bool) -> Result<()> {
+        let local = target.ends_with(&format!(":{}", self.server_name));
+        let exists = local && self.store.user(&target[1..target.len() - self.server_name.len() - 1]).await?.is_some_and(|u| !u.deactivated);
+        if !exists {
+            return Err(Error::forbidden("can only invite existing users of this server"));
+        }
+        let profile = self.member_profile(target).await?;
+        let mut extra = profile;
+        if is_direct {
+            extra["is_direct"] = json!(true);
+        }
+        self.set_membership(room_id, sender, target, "invite", reason, extra).await?;
+        Ok(())
+    }
+
+    /// Leaves a room (or rejects an invite, or withdraws a knock).
+    pub async fn leave(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
+        self.set_membership(room_id, user, user, "leave", reason, json!({})).await?;
+        Ok(())
+    }
+
+    /// Kicks `target` out of a room: they must be in it, invited or knocking.
+    pub async fn kick(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
+        let membership = self.snapshot(room_id, |room| room.membership(target)).await?;
+        if !matches!(membership, Membership::Join | Membership::Invite | Membership::Knock) {
+            return Err(Error::forbidden("the user is not in the room"));
+        }
+        self.set_membership(room_id, sender, target, "leave", reason, json!({})).await?;
+        Ok(())
+    }
+
+    /// Bans `target` from a room.
+    pub async fn ban(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
+        self.set_membership(room_id, sender, target, "ban", reason, json!({})).await?;
+        Ok(())
+    }
+
+    /// Lifts a ban: the target's membership becomes `leave`.
+    pub async fn unban(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
+        let membership = self.snapshot(room_id, |room| room.membership(target)).await?;
+        if membership != Membership::Ban {
+            return Err(Error::forbidden("the user is not banned"));
+        }
+        self.set_membership(room_id, sender, target, "leave", reason, json!({})).await?;
+        Ok(())
+    }
+
+    /// Knocks on a room.
+    pub async fn knock(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
+        let profile = self.member_profile(user).await?;
+        self.set_membership(room_id, user, user, "knock", reason, profile).await?;
+        Ok(())
+    }
+
+    /// Forgets a room the user has left.
+    pub async fn forget(&self, room_id: &str, user: &str) -> Result<()> {
+        let membership = self.snapshot(room_id, |room| room.membership(user)).await?;
+        if matches!(membership, Membership::Join | Membership::Invite | Membership::Knock) {
+            return Err(Error::BadJson("leave the room before forgetting it".into()));
+        }
+        self.store.forget_room(user, room_id).await?;
+        Ok(())
+    }
+}
