@@ -132,6 +132,7 @@ impl Server {
     /// queued write and closes the store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.state.services.sync.close();
         for task in self.tasks {
             match task.await {
                 Ok(Err(err)) => tracing::warn!(error = %err, "listener ended with an error"),

@@ -20,6 +20,7 @@ use converge_store::{Device, NewSession, NewUser, RegistrationToken, Store, Stor
 use super::now_ms;
 use super::password;
 use super::ratelimit::{Limit, RateLimiter};
+use super::rooms::Rooms;
 use super::uia::{Proof, Stage, Uia};
 use crate::config::{Config, RegistrationMode};
 use crate::error::{Error, Result};
@@ -102,6 +103,8 @@ pub struct Accounts {
     refresh_lifetime: Duration,
     uia: Uia,
     limiter: Arc<RateLimiter>,
+    /// Profile changes are announced in the user's rooms.
+    rooms: Arc<Rooms>,
     /// A hash checked against when a login names an unknown user, so that the answer takes
     /// as long as for a known one and does not reveal which users exist.
     dummy_hash: String,
@@ -110,7 +113,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub async fn new(config: &Config, store: Store, limiter: Arc<RateLimiter>) -> Self {
+    pub async fn new(config: &Config, store: Store, limiter: Arc<RateLimiter>, rooms: Arc<Rooms>) -> Self {
         let dummy_hash = password::hash(random_string(16))
             .await
             .expect("hashing a random password cannot fail");
@@ -121,6 +124,7 @@ impl Accounts {
             refresh_lifetime: config.auth.refreshable_token_lifetime,
             uia: Uia::default(),
             limiter,
+            rooms,
             dummy_hash,
             last_seen: Mutex::default(),
         }
@@ -610,7 +614,8 @@ impl Accounts {
                 "display name longer than {MAX_DISPLAYNAME_CHARS} characters"
             )));
         }
-        Ok(self.store.set_displayname(&caller.localpart, value).await?)
+        self.store.set_displayname(&caller.localpart, value).await?;
+        self.rooms.update_profile(caller.user_id.as_str()).await
     }
 
     /// `PUT /profile/{userId}/avatar_url`.
@@ -629,7 +634,8 @@ impl Accounts {
                 "avatar_url must be an mxc:// URI".into(),
             ));
         }
-        Ok(self.store.set_avatar_url(&caller.localpart, value).await?)
+        self.store.set_avatar_url(&caller.localpart, value).await?;
+        self.rooms.update_profile(caller.user_id.as_str()).await
     }
 
     fn check_own_profile(&self, caller: &Caller, user_id: &UserId) -> Result<()> {

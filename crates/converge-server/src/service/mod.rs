@@ -48,7 +48,7 @@ impl Services {
         let rooms = Arc::new(rooms::Rooms::new(store.clone(), server_name.clone(), key, notifier.clone()));
         let ephemeral = Arc::new(ephemeral::Ephemeral::default());
         Ok(Self {
-            accounts: accounts::Accounts::new(config, store.clone(), limiter.clone()).await,
+            accounts: accounts::Accounts::new(config, store.clone(), limiter.clone(), rooms.clone()).await,
             timeline: timeline::Timeline::new(store.clone(), rooms.clone()),
             sync: sync::Sync::new(store.clone(), rooms.clone(), ephemeral.clone(), notifier.clone()),
             account_data: account_data::AccountData::new(store.clone(), rooms.clone(), notifier.clone()),

@@ -46,6 +46,9 @@ pub struct SyncRequest {
 }
 
 pub struct Sync {
+    /// Set when the server shuts down, so long-polls answer at once instead of holding
+    /// the shutdown up.
+    closing: tokio::sync::watch::Sender<bool>,
     store: Store,
     rooms: Arc<Rooms>,
     ephemeral: Arc<Ephemeral>,
@@ -54,7 +57,12 @@ pub struct Sync {
 
 impl Sync {
     pub fn new(store: Store, rooms: Arc<Rooms>, ephemeral: Arc<Ephemeral>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { store, rooms, ephemeral, notifier }
+        Self { closing: tokio::sync::watch::Sender::new(false), store, rooms, ephemeral, notifier }
+    }
+
+    /// Ends every waiting sync (with what it has) and every later wait.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     pub async fn sync(&self, caller: &Caller, request: SyncRequest) -> Result<Value> {
@@ -65,6 +73,7 @@ impl Sync {
             }
         }
         let notify = self.notifier.subscribe(user);
+        let mut closing = self.closing.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
         loop {
             // Listen before reading, so nothing written in between is missed.
@@ -73,13 +82,14 @@ impl Sync {
             woken.as_mut().enable();
             let now = SyncToken { pos: *self.store.stream_position().borrow(), eph: self.ephemeral.serial() };
             let (response, has_news) = self.compute(caller, &request, now).await?;
-            if has_news || request.since.is_none() || request.full_state || tokio::time::Instant::now() >= deadline {
+            let done = has_news || request.since.is_none() || request.full_state;
+            if done || tokio::time::Instant::now() >= deadline || *closing.borrow() {
                 return Ok(response);
             }
-            if tokio::time::timeout_at(deadline, woken).await.is_err() {
-                // Timed out: answer with whatever is there (usually nothing).
-                let now = SyncToken { pos: *self.store.stream_position().borrow(), eph: self.ephemeral.serial() };
-                return Ok(self.compute(caller, &request, now).await?.0);
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = closing.changed() => {}
             }
         }
     }

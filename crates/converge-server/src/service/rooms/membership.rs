@@ -84,6 +84,23 @@ impl Rooms {
         Ok(())
     }
 
+    /// Announces a user's new profile in every room they are joined to, as a new member
+    /// event, so clients show the new name. A room that refuses it is skipped.
+    pub async fn update_profile(&self, user: &str) -> Result<()> {
+        let profile = self.member_profile(user).await?;
+        for row in self.store.user_memberships(user).await? {
+            if row.membership != "join" {
+                continue;
+            }
+            let mut content = profile.clone();
+            content["membership"] = json!("join");
+            if let Err(err) = self.send(&row.room_id, user, NewEvent::state("m.room.member", user, content)).await {
+                tracing::warn!(room = %row.room_id, %user, error = %err, "could not announce a profile change");
+            }
+        }
+        Ok(())
+    }
+
     /// Leaves a room (or rejects an invite, or withdraws a knock).
     pub async fn leave(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
         self.set_membership(room_id, user, user, "leave", reason, json!({})).await?;
