@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod event;
 pub mod id;
+pub mod net;
 pub mod pdu;
 pub mod power_levels;
 pub mod room_version;

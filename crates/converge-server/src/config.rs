@@ -32,6 +32,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub rate_limits: RateLimitsConfig,
     pub metrics: MetricsConfig,
+    pub media: MediaConfig,
 }
 
 impl Default for Config {
@@ -49,6 +50,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -121,6 +123,7 @@ pub struct RateLimitsConfig {
     pub login_account: Rate,
     pub register: Rate,
     pub message: Rate,
+    pub upload: Rate,
 }
 
 impl Default for RateLimitsConfig {
@@ -142,6 +145,10 @@ impl Default for RateLimitsConfig {
             message: Rate {
                 per_second: 10.0,
                 burst: 50,
+            },
+            upload: Rate {
+                per_second: 1.0,
+                burst: 20,
             },
         }
     }
@@ -168,6 +175,58 @@ impl Default for MetricsConfig {
             enabled: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 9108)),
         }
+    }
+}
+
+/// Which media the legacy, unauthenticated download endpoints serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyDownload {
+    /// Media uploaded before this server first started with authenticated media.
+    BeforeFreeze,
+    All,
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    pub max_upload_size: u64,
+    pub legacy_download: LegacyDownload,
+    pub max_thumbnail_pixels: u64,
+    /// Reservations (`/create`) a user may hold at once.
+    pub max_pending_uploads: u32,
+    pub url_preview: UrlPreviewConfig,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_size: 50 * 1024 * 1024,
+            legacy_download: LegacyDownload::BeforeFreeze,
+            max_thumbnail_pixels: 32 * 1024 * 1024,
+            max_pending_uploads: 20,
+            url_preview: UrlPreviewConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UrlPreviewConfig {
+    pub enabled: bool,
+    /// Address ranges fetched even though the blocklist would refuse them.
+    pub allow: Vec<String>,
+    /// Address ranges never fetched.
+    pub deny: Vec<String>,
+    pub max_bytes: u64,
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for UrlPreviewConfig {
+    fn default() -> Self {
+        Self { enabled: true, allow: Vec::new(), deny: Vec::new(), max_bytes: 1024 * 1024, timeout: Duration::from_secs(10) }
     }
 }
 
@@ -253,10 +312,21 @@ impl Config {
             ("rate_limits.login_account", self.rate_limits.login_account),
             ("rate_limits.register", self.rate_limits.register),
             ("rate_limits.message", self.rate_limits.message),
+            ("rate_limits.upload", self.rate_limits.upload),
         ] {
             if !(rate.per_second.is_finite() && rate.per_second > 0.0) || rate.burst == 0 {
                 return invalid(key, "per_second must be positive and burst at least 1");
             }
+        }
+        for (key, list) in [("media.url_preview.allow", &self.media.url_preview.allow), ("media.url_preview.deny", &self.media.url_preview.deny)] {
+            for range in list {
+                if let Err(err) = range.parse::<converge_core::net::Cidr>() {
+                    return invalid(key, &err);
+                }
+            }
+        }
+        if self.media.max_upload_size == 0 {
+            return invalid("media.max_upload_size", "must be positive");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return invalid("log_level", "not a valid log filter");

@@ -47,6 +47,15 @@ pub enum Error {
     RoomInUse,
     #[error("a room alias with that name already exists")]
     AliasExists,
+    #[error("this media has already been uploaded")]
+    CannotOverwriteMedia,
+    #[error("this media has not been uploaded yet")]
+    NotYetUploaded,
+    #[error("cannot make a thumbnail: {0}")]
+    CannotThumbnail(String),
+    /// A server we fetched from on the user's behalf failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error("this server does not support that room version")]
     UnsupportedRoomVersion,
     /// User-interactive authentication must (still) be completed: a 401 with the flows.
@@ -87,6 +96,10 @@ impl Error {
             GuestAccessForbidden => (StatusCode::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
             RoomInUse => (StatusCode::BAD_REQUEST, "M_ROOM_IN_USE"),
             AliasExists => (StatusCode::CONFLICT, "M_UNKNOWN"),
+            CannotOverwriteMedia => (StatusCode::CONFLICT, "M_CANNOT_OVERWRITE_MEDIA"),
+            NotYetUploaded => (StatusCode::GATEWAY_TIMEOUT, "M_NOT_YET_UPLOADED"),
+            CannotThumbnail(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
+            Upstream(_) => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
             UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),

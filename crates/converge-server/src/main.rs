@@ -45,6 +45,21 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the media repository.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// Delete media uploaded longer ago than a duration, and files nothing uses any more.
+    Purge {
+        /// How old media must be to go, e.g. 30d.
+        #[arg(long, value_parser = config::human_duration::parse)]
+        older_than: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -198,6 +213,15 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             services.store.close().await;
             let token = result.map_err(|e| format!("cannot create the token: {e}"))?;
             println!("{}", token.token);
+            Ok(())
+        }
+        Command::Media { command: MediaCommand::Purge { older_than } } => {
+            let services = services(&config).await?;
+            let cutoff = converge_server::service::now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+            let result = services.media.purge_before(cutoff).await;
+            services.store.close().await;
+            let deleted = result.map_err(|e| format!("cannot purge media: {e}"))?;
+            println!("{deleted}");
             Ok(())
         }
         Command::Config { .. } => unreachable!("handled before the runtime starts"),

@@ -9,6 +9,7 @@ mod accounts;
 mod db;
 mod error;
 mod events;
+mod media;
 mod migrate;
 mod rooms;
 pub mod testing;
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
 pub use events::Direction;
+pub use media::{MediaRow, ThumbnailRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use writer::{EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats};
 

@@ -12,12 +12,14 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_accounts.sql")),
     (2, include_str!("../migrations/sqlite/0002_events.sql")),
     (3, include_str!("../migrations/sqlite/0003_rooms.sql")),
+    (4, include_str!("../migrations/sqlite/0004_media.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../migrations/postgres/0002_events.sql")),
     (3, include_str!("../migrations/postgres/0003_rooms.sql")),
+    (4, include_str!("../migrations/postgres/0004_media.sql")),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod media;
 mod extract;
 pub mod ops;
 mod ruma;
@@ -25,6 +26,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(client::routes())
         .merge(admin::routes())
+        .merge(media::routes())
         .merge(ops::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

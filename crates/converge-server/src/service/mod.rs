@@ -9,6 +9,7 @@ pub mod directory;
 pub mod ephemeral;
 pub mod filters;
 pub mod keys;
+pub mod media;
 pub mod notifier;
 pub mod password;
 pub mod ratelimit;
@@ -34,6 +35,7 @@ pub struct Services {
     pub account_data: account_data::AccountData,
     pub directory: directory::Directory,
     pub filters: filters::Filters,
+    pub media: media::Media,
     pub notifier: Arc<dyn notifier::Notifier>,
     pub limiter: Arc<ratelimit::RateLimiter>,
     pub store: Store,
@@ -54,6 +56,7 @@ impl Services {
             account_data: account_data::AccountData::new(store.clone(), rooms.clone(), notifier.clone()),
             directory: directory::Directory::new(store.clone(), rooms.clone(), server_name),
             filters: filters::Filters::new(store.clone()),
+            media: media::Media::new(config, store.clone(), limiter.clone()).await?,
             rooms,
             ephemeral,
             notifier,

@@ -21,6 +21,8 @@ pub enum Limit {
     Register,
     /// Events sent per user.
     Message,
+    /// Uploads started per user.
+    Upload,
 }
 
 struct Bucket {
@@ -49,6 +51,7 @@ impl RateLimiter {
             Limit::LoginAccount => self.config.login_account,
             Limit::Register => self.config.register,
             Limit::Message => self.config.message,
+            Limit::Upload => self.config.upload,
         }
     }
 
