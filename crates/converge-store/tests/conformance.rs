@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    Direction, EventWrite, NewRoom, Redaction,
+    Direction, EventWrite, MediaRow, NewRoom, Redaction, ThumbnailRow,
     NewSession, NewUser, RegistrationToken, Store, StoreError, StoreOptions, WriteOp, testing,
 };
 
@@ -102,6 +102,7 @@ conformance!(
     account_data_receipts_and_filters_follow_the_stream,
     aliases_directory_and_user_search,
     pending_writes_keep_their_queue_order,
+    media_rows_reservations_thumbnails_and_purge,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -843,4 +844,54 @@ async fn pending_writes_keep_their_queue_order(h: &Harness) {
         assert!(pos > last, "queued order is stream order");
         last = pos;
     }
+}
+
+fn media(id: &str, sha: Option<&str>, created_ts: i64) -> MediaRow {
+    MediaRow {
+        media_id: id.to_owned(),
+        uploader: "@alice:localhost".to_owned(),
+        sha256: sha.map(str::to_owned),
+        content_type: sha.map(|_| "image/png".to_owned()),
+        filename: None,
+        size: sha.map(|_| 10),
+        created_ts,
+        pending_until: if sha.is_none() { Some(created_ts + 100) } else { None },
+    }
+}
+
+async fn media_rows_reservations_thumbnails_and_purge(h: &Harness) {
+    let store = &h.store;
+    store.insert_media(&media("A", Some("aaa"), 10)).await.unwrap();
+    store.insert_media(&media("B", Some("aaa"), 20)).await.unwrap();
+    store.insert_media(&media("R", None, 30)).await.unwrap();
+    assert_eq!(store.media("A").await.unwrap().unwrap().sha256.as_deref(), Some("aaa"));
+    assert_eq!(store.media("nope").await.unwrap(), None);
+    assert_eq!(store.pending_media_count("@alice:localhost", 50).await.unwrap(), 1);
+    assert_eq!(store.pending_media_count("@alice:localhost", 500).await.unwrap(), 0, "lapsed");
+    // Only the reserving user fills a reservation, once.
+    assert!(!store.complete_media("R", "@bob:localhost", "rrr", None, None, 3).await.unwrap());
+    assert!(store.complete_media("R", "@alice:localhost", "rrr", Some("text/plain"), Some("r.txt"), 3).await.unwrap());
+    assert!(!store.complete_media("R", "@alice:localhost", "sss", None, None, 3).await.unwrap());
+    let r = store.media("R").await.unwrap().unwrap();
+    assert_eq!((r.sha256.as_deref(), r.filename.as_deref(), r.pending_until), (Some("rrr"), Some("r.txt"), None));
+
+    let thumb = ThumbnailRow { width: 32, height: 32, method: "crop".into(), content_type: "image/png".into(), sha256: "ttt".into(), size: 5 };
+    store.insert_thumbnail("A", &thumb).await.unwrap();
+    store.insert_thumbnail("A", &thumb).await.unwrap();
+    assert_eq!(store.thumbnail("A", 32, 32, "crop").await.unwrap(), Some(thumb));
+    assert_eq!(store.thumbnail("A", 96, 96, "crop").await.unwrap(), None);
+
+    // Purging A (before 15): its content is still used by B, its thumbnail's is not.
+    let (deleted, mut orphans) = store.purge_media_before(15).await.unwrap();
+    orphans.sort();
+    assert_eq!((deleted, orphans), (1, vec!["ttt".to_owned()]));
+    assert_eq!(store.media("A").await.unwrap(), None);
+    let (deleted, orphans) = store.purge_media_before(25).await.unwrap();
+    assert_eq!((deleted, orphans), (1, vec!["aaa".to_owned()]));
+
+    store.put_url_preview("https://x/", "{}", 100).await.unwrap();
+    assert_eq!(store.url_preview("https://x/", 50).await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(store.url_preview("https://x/", 150).await.unwrap(), None, "too old");
+    assert_eq!(store.server_meta_or_insert("k", "first").await.unwrap(), "first");
+    assert_eq!(store.server_meta_or_insert("k", "second").await.unwrap(), "first");
 }
