@@ -53,6 +53,9 @@ pub enum Error {
     NotYetUploaded,
     #[error("cannot make a thumbnail: {0}")]
     CannotThumbnail(String),
+    /// A request the spec answers with a plain `M_UNKNOWN` 400.
+    #[error("{0}")]
+    BadRequest(String),
     /// A server we fetched from on the user's behalf failed.
     #[error("{0}")]
     Upstream(String),
@@ -100,6 +103,7 @@ impl Error {
             NotYetUploaded => (StatusCode::GATEWAY_TIMEOUT, "M_NOT_YET_UPLOADED"),
             CannotThumbnail(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
             Upstream(_) => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
             UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),

@@ -101,7 +101,20 @@ where
         } else {
             read_body(&parts, body, state.config.limits.max_request_bytes).await?
         };
-        let bytes = if bytes.is_empty() { bytes } else { normalize_json(bytes)? };
+        // An empty body on an endpoint whose fields are all optional means `{}`; matrix-nio
+        // and others send joins without a body.
+        let bytes = if bytes.is_empty() {
+            if matches!(parts.method, Method::POST | Method::PUT) { Bytes::from_static(b"{}") } else { bytes }
+        } else {
+            normalize_json(bytes)?
+        };
+        // Routes registered without a trailing optional segment (the state key of the state
+        // endpoints) leave it empty, which is its default.
+        let expected = T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.matches('{').count());
+        let mut path_args = path_args;
+        while path_args.len() < expected {
+            path_args.push(String::new());
+        }
         let request = http::Request::from_parts(parts, bytes.as_ref());
         let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
         // Ruma's parsers are not all panic-free on odd input; a panic while parsing a
@@ -228,6 +241,15 @@ pub trait RouterExt {
         T: IncomingRequest,
         H: Handler<X, AppState>,
         X: 'static;
+
+    /// Also serves a Ruma endpoint on each stable path with its last path segment left out
+    /// (with and without a trailing slash), for endpoints whose last parameter may be
+    /// empty, such as the state key.
+    fn ruma_without_last<T, H, X>(self, handler: H) -> Self
+    where
+        T: IncomingRequest,
+        H: Handler<X, AppState>,
+        X: 'static;
 }
 
 impl RouterExt for Router<AppState> {
@@ -244,6 +266,25 @@ impl RouterExt for Router<AppState> {
             .filter(|path| !path.contains("/unstable/"))
             .fold(self, |router, path| {
                 router.route(path, on(filter, handler.clone()))
+            })
+    }
+
+    fn ruma_without_last<T, H, X>(self, handler: H) -> Self
+    where
+        T: IncomingRequest,
+        H: Handler<X, AppState>,
+        X: 'static,
+    {
+        let filter =
+            MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
+        T::PATH_BUILDER
+            .all_paths()
+            .filter(|path| !path.contains("/unstable/"))
+            .filter_map(|path| path.rsplit_once('/').map(|(head, _)| head))
+            .fold(self, |router, head| {
+                router
+                    .route(head, on(filter, handler.clone()))
+                    .route(&format!("{head}/"), on(filter, handler.clone()))
             })
     }
 }

@@ -94,6 +94,14 @@ impl Sync {
         }
     }
 
+    /// `PUT /presence/{userId}/status`: sets presence and wakes whoever shares a room.
+    pub async fn set_presence(&self, user: &str, presence: &str, status_msg: Option<String>) -> Result<()> {
+        if self.ephemeral.set_presence(user, presence, Some(status_msg)) {
+            self.notify_co_members(user).await?;
+        }
+        Ok(())
+    }
+
     /// Wakes everyone sharing a room with `user` (their presence changed).
     async fn notify_co_members(&self, user: &str) -> Result<()> {
         let mut users = HashSet::new();
@@ -143,8 +151,11 @@ impl Sync {
             let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
             match Membership::parse(&row.membership) {
                 Some(Membership::Join) => {
-                    let initial = since.is_none() || request.full_state || changed_since;
-                    let room = self.joined_room(caller, &row, since, now, initial, filter, room_account_data.remove(&row.room_id)).await?;
+                    // A room is new to the client if it joined since its token; `full_state`
+                    // resends the state but the timeline still starts at the token.
+                    let initial = since.is_none() || changed_since;
+                    let scope = RoomScope { initial, full_state: initial || request.full_state };
+                    let room = self.joined_room(caller, &row, since, now, scope, filter, room_account_data.remove(&row.room_id)).await?;
                     co_members.extend(self.rooms.snapshot(&row.room_id, |r| r.members(Membership::Join).map(str::to_owned).collect::<Vec<_>>()).await?);
                     if let Some(room) = room {
                         news = true;
@@ -198,10 +209,11 @@ impl Sync {
         row: &MembershipRow,
         since: Option<SyncToken>,
         now: SyncToken,
-        initial: bool,
+        scope: RoomScope,
         filter: &SyncFilter,
         account_data: Option<Vec<Value>>,
     ) -> Result<Option<Value>> {
+        let RoomScope { initial, full_state } = scope;
         let user = caller.user_id.as_str();
         let room_id = row.room_id.as_str();
         let after = if initial { StreamPos(0) } else { since.map_or(StreamPos(0), |s| s.pos) };
@@ -216,12 +228,12 @@ impl Sync {
         let in_timeline: HashSet<&str> = timeline.iter().map(|(_, e)| e.event_id.as_str()).collect();
         let senders: HashSet<&str> = timeline.iter().map(|(_, e)| e.sender.as_str()).chain(std::iter::once(user)).collect();
         let state_since = since.map_or(StreamPos(0), |s| s.pos);
-        let state: Vec<Value> = if initial || limited {
+        let state: Vec<Value> = if full_state || limited {
             let current = self.store.room_state(room_id).await?;
             current
                 .iter()
                 .filter(|(pos, e)| !in_timeline.contains(e.event_id.as_str()) && *pos <= now.pos)
-                .filter(|(pos, _)| initial || *pos > state_since)
+                .filter(|(pos, _)| full_state || *pos > state_since)
                 .filter(|(_, e)| {
                     !(filter.lazy_load_members
                         && e.event_type == "m.room.member"
@@ -261,7 +273,7 @@ impl Sync {
             }
         }
         let account_data = account_data.unwrap_or_default();
-        let has_news = initial || !timeline.is_empty() || !state.is_empty() || !ephemeral.is_empty() || !account_data.is_empty();
+        let has_news = full_state || !timeline.is_empty() || !state.is_empty() || !ephemeral.is_empty() || !account_data.is_empty();
         if !has_news {
             return Ok(None);
         }
@@ -343,6 +355,15 @@ impl Sync {
             "account_data": { "events": [] },
         }))
     }
+}
+
+/// How much of a joined room a sync sends.
+#[derive(Clone, Copy)]
+struct RoomScope {
+    /// The room is new to the client: its timeline starts from the latest events.
+    initial: bool,
+    /// All of its current state is sent.
+    full_state: bool,
 }
 
 fn room_selected(filter: &SyncFilter, room_id: &str) -> bool {

@@ -98,7 +98,7 @@ pub async fn set_presence(
     {
         return Err(Error::InvalidParam("status_msg is limited to 1024 bytes".into()));
     }
-    state.services.ephemeral.set_presence(caller.user_id.as_str(), presence, Some(body.status_msg));
+    state.services.sync.set_presence(caller.user_id.as_str(), presence, body.status_msg).await?;
     Ok(RumaResponse(set_presence::v3::Response::new()))
 }
 

@@ -50,6 +50,20 @@ impl Rooms {
     /// Joins `user` to a room (by ID).
     pub async fn join(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<String> {
         let profile = self.member_profile(user).await?;
+        // Joining again with the same profile changes nothing: no new event.
+        let unchanged = self
+            .snapshot(room_id, |room| {
+                room.get("m.room.member", user).is_some_and(|e| {
+                    let field = |name: &str| e.content.get(name).cloned();
+                    field("membership").as_ref().and_then(|m| m.as_str()) == Some("join")
+                        && field("displayname") == profile.get("displayname").cloned()
+                        && field("avatar_url") == profile.get("avatar_url").cloned()
+                })
+            })
+            .await?;
+        if unchanged && reason.is_none() {
+            return Ok(room_id.to_owned());
+        }
         self.set_membership(room_id, user, user, "join", reason, profile).await?;
         Ok(room_id.to_owned())
     }
@@ -144,7 +158,7 @@ impl Rooms {
     pub async fn forget(&self, room_id: &str, user: &str) -> Result<()> {
         let membership = self.snapshot(room_id, |room| room.membership(user)).await?;
         if matches!(membership, Membership::Join | Membership::Invite | Membership::Knock) {
-            return Err(Error::BadJson("leave the room before forgetting it".into()));
+            return Err(Error::BadRequest("leave the room before forgetting it".into()));
         }
         self.store.forget_room(user, room_id).await?;
         Ok(())

