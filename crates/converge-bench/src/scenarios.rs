@@ -283,7 +283,8 @@ impl Bench {
             }
         }
         let lazy = r#"{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":10}}}"#;
-        let mut timed = |filter: Option<&'static str>| {
+        let expected_rooms = self.plan.rooms;
+        let timed = |filter: Option<&'static str>| {
             let (client, reader) = (self.client.clone(), reader.clone());
             async move {
                 let mut samples = Vec::new();
@@ -291,9 +292,10 @@ impl Bench {
                     let started = Instant::now();
                     let response = client.sync(&reader, None, 0, filter).await?;
                     samples.push(started.elapsed());
+                    // A sync that missed rooms would be fast for the wrong reason.
                     let joined = response["rooms"]["join"].as_object().map_or(0, |r| r.len());
-                    if joined < rooms_len_hint() {
-                        // Keeps the closure honest: a failed sync would be far too fast.
+                    if joined < expected_rooms {
+                        return Err(format!("initial sync listed {joined} of {expected_rooms} rooms"));
                     }
                 }
                 samples.sort();
@@ -333,9 +335,4 @@ impl Bench {
             "rss_with_clients_kib": during,
         }))
     }
-}
-
-/// A floor below which an initial sync cannot have listed the rooms (unused in timing).
-fn rooms_len_hint() -> usize {
-    0
 }
