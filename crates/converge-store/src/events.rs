@@ -145,31 +145,38 @@ impl Store {
         )
     }
 
-    /// How many events of the given types others sent in a room after `after`.
-    pub async fn count_events_after(
-        &self,
-        room_id: &str,
-        after: StreamPos,
-        not_sender: &str,
-        types: &[&str],
-    ) -> Result<u64, StoreError> {
-        let mut total = 0;
-        for event_type in types {
-            let n: i64 = on_pool!(&self.inner.db, pool => {
-                sqlx::query(
-                    "SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND stream_pos > $2 \
-                     AND sender <> $3 AND event_type = $4",
-                )
-                .bind(room_id)
-                .bind(after.0)
-                .bind(not_sender)
-                .bind(*event_type)
-                .fetch_one(pool)
-                .await?
-                .try_get("n")?
-            });
-            total += n.max(0) as u64;
-        }
-        Ok(total)
+    /// How many messages (`m.room.message`, `m.room.encrypted`) others sent in a room
+    /// after `after`: the unread count.
+    pub async fn count_messages_after(&self, room_id: &str, after: StreamPos, not_sender: &str) -> Result<u64, StoreError> {
+        let n: i64 = on_pool!(&self.inner.db, pool => {
+            sqlx::query(
+                "SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND stream_pos > $2 AND sender <> $3 \
+                 AND (event_type = 'm.room.message' OR event_type = 'm.room.encrypted')",
+            )
+            .bind(room_id)
+            .bind(after.0)
+            .bind(not_sender)
+            .fetch_one(pool)
+            .await?
+            .try_get("n")?
+        });
+        Ok(n.max(0) as u64)
+    }
+
+    /// The position of the newest event a user's read receipts (public or private) point at
+    /// in a room.
+    pub async fn read_position(&self, room_id: &str, user_id: &str) -> Result<Option<StreamPos>, StoreError> {
+        let pos: Option<i64> = on_pool!(&self.inner.db, pool => {
+            sqlx::query(
+                "SELECT MAX(e.stream_pos) AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id \
+                 WHERE r.room_id = $1 AND r.user_id = $2",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?
+            .try_get("pos")?
+        });
+        Ok(pos.map(StreamPos))
     }
 }

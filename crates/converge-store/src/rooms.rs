@@ -90,6 +90,15 @@ impl Store {
         fetch_events!(&self.inner.db, sqlx::query(SQL).bind(room_id))
     }
 
+    /// The current state events of a room that changed after `after`.
+    pub async fn room_state_since(&self, room_id: &str, after: StreamPos) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ", event_columns!(), " FROM events WHERE event_id IN ",
+            "(SELECT event_id FROM current_state WHERE room_id = $1 AND stream_pos > $2)"
+        );
+        fetch_events!(&self.inner.db, sqlx::query(SQL).bind(room_id).bind(after.0))
+    }
+
     /// The newest event of a room: the one new events point at.
     pub async fn room_latest_event(&self, room_id: &str) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
         const SQL: &str = concat!(

@@ -688,6 +688,10 @@ async fn rooms_keep_current_state_and_memberships(h: &Harness) {
     store.append(WriteOp::Event(Box::new(join(7, "@bob:localhost", "invite")))).await.unwrap();
     assert!(!store.user_memberships("@bob:localhost").await.unwrap()[0].forgotten);
 
+    let changed = store.room_state_since("!room:localhost", invite_pos).await.unwrap();
+    let mut changed: Vec<_> = changed.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    changed.sort();
+    assert_eq!(changed, ["$event5", "$event7"], "the renamed name and bob's latest membership");
     let (_, latest) = store.room_latest_event("!room:localhost").await.unwrap().unwrap();
     assert_eq!(latest.event_id, "$event7");
 }
@@ -754,8 +758,9 @@ async fn transactions_and_relations_are_indexed(h: &Harness) {
     assert_eq!(related[0].1.relation, Some(("$event1".to_owned(), "m.annotation".to_owned())));
     let before = store.relations("!room:localhost", "$event1", related[1].0, 10).await.unwrap();
     assert_eq!(before.len(), 1);
-    assert_eq!(store.count_events_after("!room:localhost", StreamPos(0), "@bob:localhost", &["m.room.message"]).await.unwrap(), 4);
-    assert_eq!(store.count_events_after("!room:localhost", StreamPos(0), "@alice:localhost", &["m.room.message"]).await.unwrap(), 0);
+    assert_eq!(store.count_messages_after("!room:localhost", StreamPos(0), "@bob:localhost").await.unwrap(), 4);
+    assert_eq!(store.count_messages_after("!room:localhost", StreamPos(0), "@alice:localhost").await.unwrap(), 0);
+    assert_eq!(store.count_messages_after("!room:localhost", related[1].0, "@bob:localhost").await.unwrap(), 1);
 }
 
 async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
@@ -790,6 +795,11 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
     assert_eq!(receipts.len(), 1, "one receipt per user and type");
     assert_eq!(receipts[0].event_id, "$e2");
     assert_eq!(store.receipts_since("!room:localhost", r1).await.unwrap().len(), 1);
+    // Receipts point at events; the read position is the newest such event's position.
+    assert_eq!(store.read_position("!room:localhost", "@alice:localhost").await.unwrap(), None, "no such events stored");
+    let read = store.append(write(event(77))).await.unwrap();
+    store.append(receipt("$event77")).await.unwrap();
+    assert_eq!(store.read_position("!room:localhost", "@alice:localhost").await.unwrap(), Some(read));
 
     assert_eq!(store.create_filter("@alice:localhost", "{}").await.unwrap(), 0);
     assert_eq!(store.create_filter("@alice:localhost", "{\"x\":1}").await.unwrap(), 1);

@@ -129,7 +129,9 @@ impl AccountData {
         match receipt_type {
             "m.fully_read" => self.write(caller, Some(room_id), "m.fully_read", json!({ "event_id": event_id })).await,
             "m.read" | "m.read.private" => {
-                self.store
+                self.rooms.begin_write(room_id);
+                let written = self
+                    .store
                     .append(WriteOp::Receipt {
                         room_id: room_id.to_owned(),
                         receipt_type: receipt_type.to_owned(),
@@ -137,7 +139,9 @@ impl AccountData {
                         event_id: event_id.to_owned(),
                         ts: now_ms(),
                     })
-                    .await?;
+                    .await;
+                self.rooms.end_write(room_id, written.as_ref().ok().copied());
+                written?;
                 if receipt_type == "m.read" {
                     let interested = self.rooms.snapshot(room_id, |room| room.interested()).await?;
                     self.notifier.notify(&mut interested.iter().map(String::as_str));

@@ -15,7 +15,7 @@ use ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use sha2::{Digest, Sha256};
 
 use converge_core::id;
-use converge_store::{Device, NewSession, NewUser, RegistrationToken, Store, StoreError, User};
+use converge_store::{Device, NewSession, NewUser, RegistrationToken, Session, Store, StoreError, User};
 
 use super::now_ms;
 use super::password;
@@ -25,6 +25,10 @@ use super::uia::{Proof, Stage, Uia};
 use crate::config::{Config, RegistrationMode};
 use crate::error::{Error, Result};
 
+/// How long a resolved access token is trusted without asking the store again.
+const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Resolved tokens kept at most.
+const MAX_CACHED_SESSIONS: usize = 100_000;
 /// How often a device's "last seen" time is written at most.
 const LAST_SEEN_INTERVAL_MS: i64 = 60_000;
 /// Longest device ID a client may choose.
@@ -108,13 +112,20 @@ pub struct Accounts {
     /// A hash checked against when a login names an unknown user, so that the answer takes
     /// as long as for a known one and does not reveal which users exist.
     dummy_hash: String,
+    passwords: password::Passwords,
+    /// Recently resolved access tokens, so most requests skip the store. Every path that
+    /// ends sessions drops the affected entries first; entries also expire, which bounds
+    /// how long another node could honour a revoked token once there are several.
+    sessions: Mutex<HashMap<Vec<u8>, (Session, std::time::Instant)>>,
     /// When each device's "last seen" was last written, to write it at most once a minute.
     last_seen: Mutex<HashMap<Vec<u8>, i64>>,
 }
 
 impl Accounts {
     pub async fn new(config: &Config, store: Store, limiter: Arc<RateLimiter>, rooms: Arc<Rooms>) -> Self {
-        let dummy_hash = password::hash(random_string(16))
+        let passwords = password::Passwords::default();
+        let dummy_hash = passwords
+            .hash(random_string(16))
             .await
             .expect("hashing a random password cannot fail");
         Self {
@@ -126,6 +137,8 @@ impl Accounts {
             limiter,
             rooms,
             dummy_hash,
+            passwords,
+            sessions: Mutex::default(),
             last_seen: Mutex::default(),
         }
     }
@@ -146,11 +159,32 @@ impl Accounts {
     /// Resolves an access token to its caller.
     pub async fn authenticate(&self, token: &str, client: Client) -> Result<Caller> {
         let token_hash = hash_token(token);
-        let session = self
-            .store
-            .session_by_token(&token_hash)
-            .await?
-            .ok_or(Error::UnknownToken { soft_logout: false })?;
+        let cached = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&token_hash)
+            .filter(|(_, at)| at.elapsed() < SESSION_CACHE_TTL)
+            .map(|(session, _)| session.clone());
+        let session = match cached {
+            Some(session) => session,
+            None => {
+                let session = self
+                    .store
+                    .session_by_token(&token_hash)
+                    .await?
+                    .ok_or(Error::UnknownToken { soft_logout: false })?;
+                let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                if sessions.len() >= MAX_CACHED_SESSIONS {
+                    sessions.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
+                    if sessions.len() >= MAX_CACHED_SESSIONS {
+                        sessions.clear();
+                    }
+                }
+                sessions.insert(token_hash.clone(), (session.clone(), std::time::Instant::now()));
+                session
+            }
+        };
         let now = now_ms();
         if session.expires_ts.is_some_and(|expires| expires <= now) {
             return Err(Error::UnknownToken { soft_logout: true });
@@ -241,7 +275,7 @@ impl Accounts {
         let password = request
             .password
             .ok_or_else(|| Error::MissingParam("a password is required".into()))?;
-        let password_hash = password::hash(password).await?;
+        let password_hash = self.passwords.hash(password).await?;
         let localpart = match request.username {
             Some(username) => username,
             None => random_localpart(),
@@ -323,7 +357,7 @@ impl Accounts {
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
-        let matches = password::verify(request.password, hash).await?;
+        let matches = self.passwords.verify(request.password, hash).await?;
         let user = match user {
             Some(user) if matches && user.password_hash.is_some() => user,
             _ => return Err(invalid()),
@@ -340,6 +374,7 @@ impl Accounts {
             client,
         )?;
         self.store.create_session(&localpart, &session).await?;
+        self.forget_sessions(&localpart, Some(&session.device_id));
         tracing::info!(user = %localpart, device = %credentials.device_id, "logged in");
         Ok(credentials)
     }
@@ -361,6 +396,7 @@ impl Accounts {
             )
             .await?
             .ok_or(Error::UnknownToken { soft_logout: false })?;
+        self.forget_sessions(&localpart, Some(&device_id));
         Ok(Credentials {
             user_id: self.user_id(&localpart)?,
             device_id: device_id.into(),
@@ -402,11 +438,21 @@ impl Accounts {
         Ok((session, credentials))
     }
 
+    /// Drops cached sessions of `localpart` (of one device, or all), before the store ends
+    /// them, so no request is let in on a token that is going away.
+    fn forget_sessions(&self, localpart: &str, device_id: Option<&str>) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (session, _)| !(session.localpart == localpart && device_id.is_none_or(|d| session.device_id == d)));
+    }
+
     /// `POST /logout`: ends the caller's session and deletes its device.
     pub async fn logout(&self, caller: &Caller) -> Result<()> {
         self.store
             .delete_devices(&caller.localpart, &[caller.device_id.to_string()])
             .await?;
+        self.forget_sessions(&caller.localpart, Some(caller.device_id.as_str()));
         Ok(())
     }
 
@@ -415,6 +461,7 @@ impl Accounts {
         self.store
             .delete_other_devices(&caller.localpart, None)
             .await?;
+        self.forget_sessions(&caller.localpart, None);
         Ok(())
     }
 
@@ -477,7 +524,7 @@ impl Accounts {
                     .await?
                     .password_hash
                     .unwrap_or_else(|| self.dummy_hash.clone());
-                if password::verify(stage.password, hash).await? && names_caller {
+                if self.passwords.verify(stage.password, hash).await? && names_caller {
                     Ok(Some((Stage::Password, None)))
                 } else {
                     Err("invalid password")
@@ -515,7 +562,7 @@ impl Accounts {
     ) -> Result<()> {
         password::check_length(&new_password)?;
         let session = self.confirm_password(caller, "password", auth).await?;
-        let hash = password::hash(new_password).await?;
+        let hash = self.passwords.hash(new_password).await?;
         self.store
             .set_password_hash(&caller.localpart, &hash)
             .await?;
@@ -523,6 +570,7 @@ impl Accounts {
             self.store
                 .delete_other_devices(&caller.localpart, Some(caller.device_id.as_str()))
                 .await?;
+            self.forget_sessions(&caller.localpart, None);
         }
         self.uia.complete(&session);
         Ok(())
@@ -532,6 +580,7 @@ impl Accounts {
     pub async fn deactivate(&self, caller: &Caller, auth: Option<AuthData>) -> Result<()> {
         let session = self.confirm_password(caller, "deactivate", auth).await?;
         self.store.deactivate_user(&caller.localpart).await?;
+        self.forget_sessions(&caller.localpart, None);
         self.uia.complete(&session);
         tracing::info!(user = %caller.localpart, "deactivated");
         Ok(())
@@ -585,6 +634,9 @@ impl Accounts {
         self.store
             .delete_devices(&caller.localpart, device_ids)
             .await?;
+        for device_id in device_ids {
+            self.forget_sessions(&caller.localpart, Some(device_id));
+        }
         self.uia.complete(&session);
         Ok(())
     }
@@ -655,7 +707,7 @@ impl Accounts {
     ) -> Result<OwnedUserId> {
         id::validate_localpart(localpart, &self.server_name)
             .map_err(|e| Error::InvalidUsername(e.to_string()))?;
-        let password_hash = password::hash(password).await?;
+        let password_hash = self.passwords.hash(password).await?;
         let user = NewUser {
             localpart: localpart.to_owned(),
             password_hash: Some(password_hash),

@@ -6,6 +6,8 @@
 //! serial (typing, presence); a sync reads what lies between the client's token and now.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,9 @@ use super::rooms::Rooms;
 use super::timeline::client_event;
 use super::token::{SyncToken, page_token};
 use crate::error::Result;
+
+/// Joined rooms read from the store at once during a sync.
+const ROOMS_IN_PARALLEL: usize = 8;
 
 /// The longest a sync waits for something new.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -144,6 +149,7 @@ impl Sync {
             }
         }
 
+        let mut joined_rows = Vec::new();
         for row in self.store.user_memberships(user).await? {
             if row.forgotten || row.stream_pos > now.pos || !room_selected(filter, &row.room_id) {
                 continue;
@@ -151,16 +157,9 @@ impl Sync {
             let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
             match Membership::parse(&row.membership) {
                 Some(Membership::Join) => {
-                    // A room is new to the client if it joined since its token; `full_state`
-                    // resends the state but the timeline still starts at the token.
-                    let initial = since.is_none() || changed_since;
-                    let scope = RoomScope { initial, full_state: initial || request.full_state };
-                    let room = self.joined_room(caller, &row, since, now, scope, filter, room_account_data.remove(&row.room_id)).await?;
                     co_members.extend(self.rooms.snapshot(&row.room_id, |r| r.members(Membership::Join).map(str::to_owned).collect::<Vec<_>>()).await?);
-                    if let Some(room) = room {
-                        news = true;
-                        join.insert(row.room_id.clone(), room);
-                    }
+                    let data = room_account_data.remove(&row.room_id);
+                    joined_rows.push((row, data));
                 }
                 Some(Membership::Invite) if changed_since => {
                     news = true;
@@ -175,6 +174,28 @@ impl Sync {
                     leave.insert(row.room_id.clone(), self.left_room(caller, &row, since, filter).await?);
                 }
                 _ => {}
+            }
+        }
+
+        // Joined rooms are read a few at a time: the store answers them in parallel.
+        let sections = futures_util::stream::iter(joined_rows.into_iter().map(|(row, data)| {
+            let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
+            // A room is new to the client if it joined since its token; `full_state` resends
+            // the state but the timeline still starts at the token.
+            let initial = since.is_none() || changed_since;
+            let scope = RoomScope { initial, full_state: initial || request.full_state };
+            async move {
+                let section = self.joined_room(caller, &row, since, now, scope, filter, data).await;
+                (row.room_id, section)
+            }
+        }))
+        .buffer_unordered(ROOMS_IN_PARALLEL)
+        .collect::<Vec<_>>()
+        .await;
+        for (room_id, section) in sections {
+            if let Some(section) = section? {
+                news = true;
+                join.insert(room_id, section);
             }
         }
 
@@ -214,6 +235,15 @@ impl Sync {
         account_data: Option<Vec<Value>>,
     ) -> Result<Option<Value>> {
         let RoomScope { initial, full_state } = scope;
+        // Nothing written to the room since the client's token, no typing change and no
+        // account data: skip it without touching the store.
+        if let (false, false, Some(since)) = (initial, full_state, since)
+            && account_data.is_none()
+            && self.rooms.quiet_since(&row.room_id, since.pos)
+            && (!filter.ephemeral || self.ephemeral.typing(&row.room_id, since.eph).is_none())
+        {
+            return Ok(None);
+        }
         let user = caller.user_id.as_str();
         let room_id = row.room_id.as_str();
         let after = if initial { StreamPos(0) } else { since.map_or(StreamPos(0), |s| s.pos) };
@@ -229,7 +259,12 @@ impl Sync {
         let senders: HashSet<&str> = timeline.iter().map(|(_, e)| e.sender.as_str()).chain(std::iter::once(user)).collect();
         let state_since = since.map_or(StreamPos(0), |s| s.pos);
         let state: Vec<Value> = if full_state || limited {
-            let current = self.store.room_state(room_id).await?;
+            // An incremental sync only needs the state that changed in the gap.
+            let current = if full_state {
+                self.store.room_state(room_id).await?
+            } else {
+                self.store.room_state_since(room_id, state_since).await?
+            };
             current
                 .iter()
                 .filter(|(pos, e)| !in_timeline.contains(e.event_id.as_str()) && *pos <= now.pos)
@@ -310,15 +345,8 @@ impl Sync {
 
     /// Messages from others after the user's newest read receipt (or their join).
     async fn unread(&self, room_id: &str, user: &str, joined_at: StreamPos) -> Result<u64> {
-        let mut read_at = joined_at;
-        for receipt in self.store.receipts_since(room_id, StreamPos(0)).await? {
-            if receipt.user_id == user {
-                if let Some((pos, _)) = self.store.event(&receipt.event_id).await? {
-                    read_at = read_at.max(pos);
-                }
-            }
-        }
-        Ok(self.store.count_events_after(room_id, read_at, user, &["m.room.message", "m.room.encrypted"]).await?)
+        let read_at = self.store.read_position(room_id, user).await?.unwrap_or(joined_at).max(joined_at);
+        Ok(self.store.count_messages_after(room_id, read_at, user).await?)
     }
 
     /// The stripped state shown with an invite or knock.

@@ -54,9 +54,20 @@ pub struct Rooms {
     /// Rooms whose state is in memory. Entries are never stale: only `send` changes a
     /// room, and it updates the entry under the room's lock.
     cache: Mutex<HashMap<String, RoomHandle>>,
+    /// Each room's newest committed write (events, receipts) since this process started,
+    /// and how many writes are queued but not yet committed, so a sync can skip rooms
+    /// where nothing happened. A write is counted before it is queued, so a sync never
+    /// sees a stream position that is ahead of what this map admits to.
+    activity: Mutex<HashMap<String, Activity>>,
     /// Transactions whose events are queued but maybe not yet committed, so a retried
     /// request returns the same event even before the first commit finished.
     pending_txns: Mutex<HashMap<(String, String, String), String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Activity {
+    newest: StreamPos,
+    in_flight: u32,
 }
 
 /// An event queued in the writer, not yet known to be committed.
@@ -71,7 +82,7 @@ struct Queued {
 
 impl Rooms {
     pub fn new(store: Store, server_name: String, key: Ed25519KeyPair, notifier: Arc<dyn Notifier>) -> Self {
-        Self { store, server_name, key, notifier, cache: Mutex::default(), pending_txns: Mutex::default() }
+        Self { store, server_name, key, notifier, cache: Mutex::default(), activity: Mutex::default(), pending_txns: Mutex::default() }
     }
 
     pub fn server_name(&self) -> &str {
@@ -134,10 +145,12 @@ impl Rooms {
         if let Some(txn_key) = &txn_key {
             self.pending_txns.lock().unwrap_or_else(|e| e.into_inner()).insert(txn_key.clone(), event_id.clone());
         }
+        self.begin_write(&room.room_id);
         let pending = self.store.enqueue(WriteOp::Event(Box::new(write))).await;
         let pending = match pending {
             Ok(pending) => pending,
             Err(err) => {
+                self.end_write(&room.room_id, None);
                 self.forget_cached(&room.room_id);
                 return Err(err.into());
             }
@@ -157,6 +170,7 @@ impl Rooms {
             return Ok((queued.event_id, pos));
         };
         let result = write.committed().await;
+        self.end_write(&queued.room_id, result.as_ref().ok().copied());
         if let Some(txn_key) = &queued.txn_key {
             self.pending_txns.lock().unwrap_or_else(|e| e.into_inner()).remove(txn_key);
         }
@@ -309,6 +323,32 @@ impl Rooms {
         let handle = self.handle(room_id).await?;
         let room = handle.lock().await;
         Ok(read(&room))
+    }
+
+    /// Counts a write to a room that is about to be queued.
+    pub fn begin_write(&self, room_id: &str) {
+        let mut activity = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        activity.entry(room_id.to_owned()).or_default().in_flight += 1;
+    }
+
+    /// Marks a counted write as done, committed at `pos` or failed (`None`).
+    pub fn end_write(&self, room_id: &str, pos: Option<StreamPos>) {
+        let mut activity = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = activity.entry(room_id.to_owned()).or_default();
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        if let Some(pos) = pos {
+            entry.newest = entry.newest.max(pos);
+        }
+    }
+
+    /// Whether nothing was written to a room after `since`, as far as this process knows
+    /// for certain (it knows nothing of rooms not written to since it started).
+    pub fn quiet_since(&self, room_id: &str, since: StreamPos) -> bool {
+        self.activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room_id)
+            .is_some_and(|a| a.in_flight == 0 && a.newest <= since)
     }
 
     /// A new room ID on this server.

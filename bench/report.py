@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+# Turns the JSON lines of bench/compare.sh into bench/RESULTS.md: each server's figures side by side, ratios and targets.
+import json
+import sys
+import datetime
+import platform
+
+paths = [a for a in sys.argv[1:] if not a.startswith("--")]
+smoke = "--smoke" in sys.argv
+rows = [json.loads(line) for path in paths for line in open(path) if line.strip().startswith("{")]
+by = {}
+for row in rows:
+    by.setdefault(row["server"], {})[row["scenario"]] = row
+
+servers = [s for s in ("synapse", "converge", "converge-postgres") if s in by]
+
+
+def get(server, scenario, key):
+    return by.get(server, {}).get(scenario, {}).get(key)
+
+
+def fmt(value, unit=""):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        value = round(value, 2)
+    return f"{value}{unit}"
+
+
+def mib(kib):
+    return None if kib is None else round(kib / 1024, 1)
+
+
+metrics = [
+    ("Sequential send p50", "seq", "p50_ms", " ms", "low"),
+    ("Sequential send p99", "seq", "p99_ms", " ms", "low"),
+    ("Concurrent send throughput", "concurrent", "events_per_s", " ev/s", "high"),
+    ("CPU per event (concurrent sends)", "concurrent", "cpu_ms_per_event", " ms", "low"),
+    ("Send→sync delivery p50", "delivery", "p50_ms", " ms", "low"),
+    ("Send→sync delivery p99", "delivery", "p99_ms", " ms", "low"),
+    ("Fan-out delivery p50", "fanout", "p50_ms", " ms", "low"),
+    ("Fan-out delivery p99", "fanout", "p99_ms", " ms", "low"),
+    ("Fan-out deliveries/s", "fanout", "deliveries_per_s", "", "high"),
+    ("Initial sync, full", "initial_sync", "full_ms", " ms", "low"),
+    ("Initial sync, lazy-loading filter", "initial_sync", "lazy_ms", " ms", "low"),
+]
+memory = [
+    ("RSS at idle", "idle_memory", "rss_kib"),
+    ("RSS under load (peak, concurrent sends)", "concurrent", "rss_under_load_kib"),
+    ("RSS with idle long-polling clients", "idle", "rss_with_clients_kib"),
+]
+
+out = []
+w = out.append
+w("# Benchmark results: Converge and Synapse side by side")
+w("")
+w(f"Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `bench/compare.sh{' --smoke' if smoke else ''}`"
+  " (see bench/README.md). Every figure below comes from one run of `converge-bench` per server, one server after the other.")
+w("")
+machine = by.get(servers[0], {}).get("machine", {}) if servers else {}
+w(f"Machine: {machine.get('cores', '?')} cores, {platform.machine()}, Linux {platform.release()}.")
+for s in servers:
+    before = get(s, "machine", "loadavg_before")
+    after = get(s, "machine_after", "loadavg_after")
+    w(f"- load average during the {s} run: {before} at the start, {after} at the end")
+w("")
+if smoke:
+    w("**Smoke sizes**: the workloads are tiny, so these figures only show the tool works.")
+    w("")
+plan = by.get("converge", {})
+w("Workloads: " + ", ".join(filter(None, [
+    f"{fmt(get('converge', 'seq', 'count'))} sequential sends",
+    f"{fmt(get('converge', 'concurrent', 'senders'))} concurrent senders × {fmt(get('converge', 'concurrent', 'events'))} events",
+    f"{fmt(get('converge', 'delivery', 'listeners'))} long-polling listeners at {fmt(get('converge', 'delivery', 'rate_per_s'))} events/s",
+    f"fan-out to {fmt(get('converge', 'fanout', 'listeners'))} listeners",
+    f"initial sync of {fmt(get('converge', 'initial_sync', 'rooms'))} rooms × {fmt(get('converge', 'initial_sync', 'messages_per_room'))} messages",
+    f"{fmt(get('converge', 'idle', 'clients'))} idle long-polls",
+])) + ".")
+w("")
+header = "| Metric | " + " | ".join(servers) + " | Converge vs Synapse |"
+w(header)
+w("|" + "---|" * (len(servers) + 2))
+for name, scenario, key, unit, better in metrics:
+    values = [get(s, scenario, key) for s in servers]
+    ratio = ""
+    syn, conv = get("synapse", scenario, key), get("converge", scenario, key)
+    if isinstance(syn, (int, float)) and isinstance(conv, (int, float)) and syn and conv:
+        r = conv / syn if better == "high" else syn / conv
+        ratio = f"{r:.1f}× {'better' if r >= 1 else 'worse'}"
+    w(f"| {name} | " + " | ".join(fmt(v, unit) for v in values) + f" | {ratio} |")
+for name, scenario, key in memory:
+    values = [mib(get(s, scenario, key)) for s in servers]
+    w(f"| {name} | " + " | ".join(fmt(v, ' MiB') for v in values) + " | |")
+w("")
+w("Deliveries counted / expected: " + "; ".join(
+    f"{s}: delivery {fmt(get(s, 'delivery', 'count'))}/{fmt(get(s, 'delivery', 'expected'))}, fan-out {fmt(get(s, 'fanout', 'count'))}/{fmt(get(s, 'fanout', 'expected'))}"
+    for s in servers) + ".")
+w("")
+
+targets = [
+    ("Concurrent send ≥ 10,000 events/s", get("converge", "concurrent", "events_per_s"), lambda v: v >= 10000),
+    ("Concurrent send ≥ 50× Synapse", (get("converge", "concurrent", "events_per_s") or 0) / (get("synapse", "concurrent", "events_per_s") or float("inf")), lambda v: v >= 50),
+    ("Sequential send p50 ≤ 1 ms", get("converge", "seq", "p50_ms"), lambda v: v <= 1),
+    ("Send→sync p99 ≤ 10 ms (500 ev/s, 100 listeners)", get("converge", "delivery", "p99_ms"), lambda v: v <= 10),
+    ("Fan-out to 1,000 p99 ≤ 250 ms", get("converge", "fanout", "p99_ms"), lambda v: v <= 250),
+    ("Initial sync 100×50 lazy ≤ 50 ms", get("converge", "initial_sync", "lazy_ms"), lambda v: v <= 50),
+    ("Idle RSS ≤ 30 MB (MiB shown)", mib(get("converge", "idle_memory", "rss_kib")), lambda v: v * 1024 * 1024 <= 30e6),
+    ("10,000 idle long-polls ≤ 200 MB RSS (MiB shown)", mib(get("converge", "idle", "rss_with_clients_kib")), lambda v: v * 1024 * 1024 <= 200e6),
+]
+w("## Targets (Converge, embedded SQLite)")
+w("")
+w("| Target | Measured | Met |")
+w("|---|---|---|")
+for name, value, ok in targets:
+    met = "–" if value is None else ("yes" if ok(value) else "no")
+    w(f"| {name} | {fmt(value)} | {met} |")
+w("")
+crash = by.get("converge", {}).get("crash_check")
+if crash:
+    w(f"## Crash check\n\n`kill -9` during {crash['sends']} concurrent sends: {crash['acknowledged']} acknowledged, "
+      f"{crash['stored']} stored after the restart, {crash['lost']} lost, {crash['duplicated']} duplicated; "
+      f"retrying an acknowledged transaction returns the same event: {crash['retry_returns_same_event']}.")
+    w("")
+print("\n".join(out))
