@@ -91,6 +91,14 @@ for name, scenario, key, unit, better in metrics:
 for name, scenario, key in memory:
     values = [mib(get(s, scenario, key)) for s in servers]
     w(f"| {name} | " + " | ".join(fmt(v, ' MiB') for v in values) + " | |")
+
+
+def added(s):
+    before, during = get(s, "idle", "rss_before_kib"), get(s, "idle", "rss_with_clients_kib")
+    return None if before is None or during is None else mib(during - before)
+
+
+w("| RSS added by the idle long-polls | " + " | ".join(fmt(added(s), ' MiB') for s in servers) + " | |")
 w("")
 w("Deliveries counted / expected: " + "; ".join(
     f"{s}: delivery {fmt(get(s, 'delivery', 'count'))}/{fmt(get(s, 'delivery', 'expected'))}, fan-out {fmt(get(s, 'fanout', 'count'))}/{fmt(get(s, 'fanout', 'expected'))}"
@@ -106,6 +114,7 @@ targets = [
     ("Initial sync 100×50 lazy ≤ 50 ms", get("converge", "initial_sync", "lazy_ms"), lambda v: v <= 50),
     ("Idle RSS ≤ 30 MB (MiB shown)", mib(get("converge", "idle_memory", "rss_kib")), lambda v: v * 1024 * 1024 <= 30e6),
     ("10,000 idle long-polls ≤ 200 MB RSS (MiB shown)", mib(get("converge", "idle", "rss_with_clients_kib")), lambda v: v * 1024 * 1024 <= 200e6),
+    ("… of which the long-polls themselves (MiB shown)", added("converge"), lambda v: v * 1024 * 1024 <= 200e6),
 ]
 w("## Targets (Converge, embedded SQLite)")
 w("")
@@ -114,6 +123,10 @@ w("|---|---|---|")
 for name, value, ok in targets:
     met = "–" if value is None else ("yes" if ok(value) else "no")
     w(f"| {name} | {fmt(value)} | {met} |")
+w("")
+w("The idle long-polls run last, after fan-out and the initial-sync setup have grown the heap, so the total includes"
+  " what the earlier scenarios left allocated; the row above it isolates what the 10,000 waiting requests add."
+  " Synapse's RSS did not grow in this scenario; whether it had accepted all 10,000 connections by the reading was not checked.")
 w("")
 crash = by.get("converge", {}).get("crash_check")
 if crash:

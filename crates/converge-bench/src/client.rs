@@ -26,10 +26,19 @@ impl Client {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("an HTTP client builds");
-        Self { http, base: format!("{}/_matrix/client/v3", base.trim_end_matches('/')) }
+        Self {
+            http,
+            base: format!("{}/_matrix/client/v3", base.trim_end_matches('/')),
+        }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Result<(u16, Value)> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -44,49 +53,103 @@ impl Client {
     }
 
     fn ok(path: &str, (status, body): (u16, Value)) -> Result<Value> {
-        if status == 200 { Ok(body) } else { Err(format!("{path}: HTTP {status}: {body}")) }
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("{path}: HTTP {status}: {body}"))
+        }
     }
 
     /// Registers through the dummy UIA stage (open registration).
     pub async fn register(&self, username: &str, password: &str) -> Result<Session> {
         let body = json!({ "username": username, "password": password, "inhibit_login": false });
-        let (status, challenge) = self.call(reqwest::Method::POST, "/register", None, Some(&body)).await?;
+        let (status, challenge) = self
+            .call(reqwest::Method::POST, "/register", None, Some(&body))
+            .await?;
         let done = if status == 401 {
             let auth = json!({ "username": username, "password": password, "auth": { "type": "m.login.dummy", "session": challenge["session"] } });
-            Self::ok("/register", self.call(reqwest::Method::POST, "/register", None, Some(&auth)).await?)?
+            Self::ok(
+                "/register",
+                self.call(reqwest::Method::POST, "/register", None, Some(&auth))
+                    .await?,
+            )?
         } else {
             Self::ok("/register", (status, challenge))?
         };
         Ok(Session {
             user_id: done["user_id"].as_str().ok_or("no user_id")?.to_owned(),
-            token: done["access_token"].as_str().ok_or("no access_token")?.to_owned(),
+            token: done["access_token"]
+                .as_str()
+                .ok_or("no access_token")?
+                .to_owned(),
         })
     }
 
     pub async fn create_room(&self, s: &Session, body: Value) -> Result<String> {
-        let done = Self::ok("/createRoom", self.call(reqwest::Method::POST, "/createRoom", Some(&s.token), Some(&body)).await?)?;
+        let done = Self::ok(
+            "/createRoom",
+            self.call(
+                reqwest::Method::POST,
+                "/createRoom",
+                Some(&s.token),
+                Some(&body),
+            )
+            .await?,
+        )?;
         Ok(done["room_id"].as_str().ok_or("no room_id")?.to_owned())
     }
 
     pub async fn join(&self, s: &Session, room_id: &str) -> Result<()> {
         let path = format!("/join/{}", urlencode(room_id));
-        Self::ok(&path, self.call(reqwest::Method::POST, &path, Some(&s.token), Some(&json!({}))).await?)?;
+        Self::ok(
+            &path,
+            self.call(
+                reqwest::Method::POST,
+                &path,
+                Some(&s.token),
+                Some(&json!({})),
+            )
+            .await?,
+        )?;
         Ok(())
     }
 
-    pub async fn send(&self, s: &Session, room_id: &str, txn: &str, content: &Value) -> Result<String> {
+    pub async fn send(
+        &self,
+        s: &Session,
+        room_id: &str,
+        txn: &str,
+        content: &Value,
+    ) -> Result<String> {
         let path = format!("/rooms/{}/send/m.room.message/{txn}", urlencode(room_id));
-        let done = Self::ok(&path, self.call(reqwest::Method::PUT, &path, Some(&s.token), Some(content)).await?)?;
+        let done = Self::ok(
+            &path,
+            self.call(reqwest::Method::PUT, &path, Some(&s.token), Some(content))
+                .await?,
+        )?;
         Ok(done["event_id"].as_str().ok_or("no event_id")?.to_owned())
     }
 
     /// Sends and returns the raw status, for callers that count failures.
-    pub async fn try_send(&self, s: &Session, room_id: &str, txn: &str, content: &Value) -> Result<(u16, Value)> {
+    pub async fn try_send(
+        &self,
+        s: &Session,
+        room_id: &str,
+        txn: &str,
+        content: &Value,
+    ) -> Result<(u16, Value)> {
         let path = format!("/rooms/{}/send/m.room.message/{txn}", urlencode(room_id));
-        self.call(reqwest::Method::PUT, &path, Some(&s.token), Some(content)).await
+        self.call(reqwest::Method::PUT, &path, Some(&s.token), Some(content))
+            .await
     }
 
-    pub async fn sync(&self, s: &Session, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
+    pub async fn sync(
+        &self,
+        s: &Session,
+        since: Option<&str>,
+        timeout_ms: u64,
+        filter: Option<&str>,
+    ) -> Result<Value> {
         let mut path = format!("/sync?timeout={timeout_ms}");
         if let Some(since) = since {
             path.push_str(&format!("&since={}", urlencode(since)));
@@ -94,7 +157,11 @@ impl Client {
         if let Some(filter) = filter {
             path.push_str(&format!("&filter={}", urlencode(filter)));
         }
-        Self::ok("/sync", self.call(reqwest::Method::GET, &path, Some(&s.token), None).await?)
+        Self::ok(
+            "/sync",
+            self.call(reqwest::Method::GET, &path, Some(&s.token), None)
+                .await?,
+        )
     }
 
     /// Pages a room's whole history forwards; returns every event.
@@ -106,7 +173,11 @@ impl Client {
             if let Some(from) = &from {
                 path.push_str(&format!("&from={}", urlencode(from)));
             }
-            let page = Self::ok(&path, self.call(reqwest::Method::GET, &path, Some(&s.token), None).await?)?;
+            let page = Self::ok(
+                &path,
+                self.call(reqwest::Method::GET, &path, Some(&s.token), None)
+                    .await?,
+            )?;
             let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
             let empty = chunk.is_empty();
             events.extend(chunk);

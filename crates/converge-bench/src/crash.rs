@@ -38,13 +38,27 @@ impl Server {
             if Instant::now() > deadline {
                 return Err("the server did not start".into());
             }
-            let line = lines.next().ok_or("the server exited")?.map_err(|e| e.to_string())?;
-            if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            let line = lines
+                .next()
+                .ok_or("the server exited")?
+                .map_err(|e| e.to_string())?;
+            if let Some(rest) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("listening"))
+            {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
             }
         };
         std::thread::spawn(move || lines.map_while(std::result::Result::ok).for_each(drop));
-        Ok(Self { child, base: format!("http://{addr}") })
+        Ok(Self {
+            child,
+            base: format!("http://{addr}"),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -77,7 +91,10 @@ pub async fn crash_check(bin: &Path, data_dir: &Path, sends: usize) -> Result<Va
             let (client, user, room) = (client.clone(), user.clone(), room.clone());
             tokio::spawn(async move {
                 let content = json!({ "msgtype": "m.text", "body": format!("m{n}") });
-                match client.try_send(&user, &room, &format!("txn{n}"), &content).await {
+                match client
+                    .try_send(&user, &room, &format!("txn{n}"), &content)
+                    .await
+                {
                     Ok((200, body)) => body["event_id"].as_str().map(|id| (id.to_owned(), n)),
                     _ => None,
                 }
@@ -99,16 +116,31 @@ pub async fn crash_check(bin: &Path, data_dir: &Path, sends: usize) -> Result<Va
     let mut stored: HashMap<String, usize> = HashMap::new();
     let mut bodies: HashMap<String, usize> = HashMap::new();
     for event in events.iter().filter(|e| e["type"] == "m.room.message") {
-        *stored.entry(event["event_id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
-        *bodies.entry(event["content"]["body"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        *stored
+            .entry(event["event_id"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+        *bodies
+            .entry(
+                event["content"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+            .or_default() += 1;
     }
-    let lost: Vec<&String> = acked.keys().filter(|id| !stored.contains_key(*id)).collect();
+    let lost: Vec<&String> = acked
+        .keys()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
     let duplicated = bodies.values().filter(|&&count| count > 1).count();
     // A retried transaction returns the event the first attempt created.
     let retry_ok = match acked.iter().next() {
         Some((event_id, n)) => {
             let content = json!({ "msgtype": "m.text", "body": format!("m{n}") });
-            client.send(&user, &room, &format!("txn{n}"), &content).await? == *event_id
+            client
+                .send(&user, &room, &format!("txn{n}"), &content)
+                .await?
+                == *event_id
         }
         None => true,
     };

@@ -9,7 +9,10 @@ use converge_bench::scenarios::{Bench, Plan};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
-#[command(name = "converge-bench", about = "Load and durability checks for Matrix homeservers")]
+#[command(
+    name = "converge-bench",
+    about = "Load and durability checks for Matrix homeservers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +35,10 @@ enum Command {
         #[arg(long)]
         smoke: bool,
         /// Scenarios to run (comma-separated): seq,concurrent,delivery,fanout,initial_sync,idle.
-        #[arg(long, default_value = "seq,concurrent,delivery,fanout,initial_sync,idle")]
+        #[arg(
+            long,
+            default_value = "seq,concurrent,delivery,fanout,initial_sync,idle"
+        )]
         scenarios: String,
         /// Override the number of idle long-polling clients.
         #[arg(long)]
@@ -74,7 +80,15 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Run { base_url, pid, label, smoke, scenarios, idle_clients, fanout } => {
+        Command::Run {
+            base_url,
+            pid,
+            label,
+            smoke,
+            scenarios,
+            idle_clients,
+            fanout,
+        } => {
             let mut plan = if smoke { Plan::smoke() } else { Plan::full() };
             if let Some(n) = idle_clients {
                 plan.idle_clients = n;
@@ -93,11 +107,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "delivery" => {
                         let messages = (plan.rate_per_s * plan.delivery_secs).round() as usize;
                         let interval = Duration::from_secs_f64(1.0 / plan.rate_per_s);
-                        let mut result = bench.delivery(plan.listeners, messages.max(1), interval).await?;
+                        let mut result = bench
+                            .delivery(plan.listeners, messages.max(1), interval)
+                            .await?;
                         result["rate_per_s"] = json!(plan.rate_per_s);
                         result
                     }
-                    "fanout" => bench.delivery(plan.fanout, plan.fanout_messages, Duration::from_millis(500)).await?,
+                    "fanout" => {
+                        bench
+                            .delivery(
+                                plan.fanout,
+                                plan.fanout_messages,
+                                Duration::from_millis(500),
+                            )
+                            .await?
+                    }
                     "initial_sync" => bench.initial_sync().await?,
                     "idle" => bench.idle_long_polls().await?,
                     other => return Err(format!("unknown scenario {other}")),

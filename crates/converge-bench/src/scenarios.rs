@@ -83,7 +83,13 @@ fn now_id() -> String {
 
 impl Bench {
     pub fn new(base: &str, pid: Option<u32>, plan: Plan) -> Self {
-        Self { client: Client::new(base), pid, plan, users: Vec::new(), run_id: now_id() }
+        Self {
+            client: Client::new(base),
+            pid,
+            plan,
+            users: Vec::new(),
+            run_id: now_id(),
+        }
     }
 
     fn rss(&self) -> Option<u64> {
@@ -92,7 +98,12 @@ impl Bench {
 
     /// Registers the users every scenario shares, a few at a time.
     pub async fn register_users(&mut self) -> Result<Value> {
-        let needed = self.plan.senders.max(self.plan.listeners).max(self.plan.fanout) + 2;
+        let needed = self
+            .plan
+            .senders
+            .max(self.plan.listeners)
+            .max(self.plan.fanout)
+            + 2;
         let started = Instant::now();
         let mut users = Vec::with_capacity(needed);
         for batch in (0..needed).collect::<Vec<_>>().chunks(16) {
@@ -112,9 +123,15 @@ impl Bench {
 
     async fn room_with(&self, members: &[Session]) -> Result<String> {
         let owner = &self.users[0];
-        let room = self.client.create_room(owner, json!({ "preset": "public_chat" })).await?;
+        let room = self
+            .client
+            .create_room(owner, json!({ "preset": "public_chat" }))
+            .await?;
         for chunk in members.chunks(32) {
-            let joins = chunk.iter().filter(|m| m.user_id != owner.user_id).map(|m| self.client.join(m, &room));
+            let joins = chunk
+                .iter()
+                .filter(|m| m.user_id != owner.user_id)
+                .map(|m| self.client.join(m, &room));
             for result in join_all(joins).await {
                 result?;
             }
@@ -133,7 +150,14 @@ impl Bench {
                 break;
             }
             let started = Instant::now();
-            self.client.send(user, &room, &format!("seq{n}"), &json!({ "msgtype": "m.text", "body": format!("seq {n}") })).await?;
+            self.client
+                .send(
+                    user,
+                    &room,
+                    &format!("seq{n}"),
+                    &json!({ "msgtype": "m.text", "body": format!("seq {n}") }),
+                )
+                .await?;
             samples.push(started.elapsed());
         }
         Ok(summary(&mut samples))
@@ -171,7 +195,12 @@ impl Bench {
                         break;
                     }
                     let content = json!({ "msgtype": "m.text", "body": format!("c{i} {n}") });
-                    if matches!(client.try_send(&sender, &room, &format!("c{i}n{n}"), &content).await, Ok((200, _))) {
+                    if matches!(
+                        client
+                            .try_send(&sender, &room, &format!("c{i}n{n}"), &content)
+                            .await,
+                        Ok((200, _))
+                    ) {
                         sent += 1;
                     }
                 }
@@ -182,7 +211,9 @@ impl Bench {
         let elapsed = started.elapsed();
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = sampler.await;
-        let cpu = cpu_before.zip(self.pid.and_then(procfs::cpu_seconds)).map(|(before, after)| after - before);
+        let cpu = cpu_before
+            .zip(self.pid.and_then(procfs::cpu_seconds))
+            .map(|(before, after)| after - before);
         let peak = *peak_rss.lock().expect("not poisoned");
         Ok(json!({
             "senders": senders.len(),
@@ -196,7 +227,12 @@ impl Bench {
 
     /// Delivery latency from send to `/sync`: `listeners` users long-poll one room while
     /// one user sends `messages` events `interval` apart.
-    pub async fn delivery(&self, listeners: usize, messages: usize, interval: Duration) -> Result<Value> {
+    pub async fn delivery(
+        &self,
+        listeners: usize,
+        messages: usize,
+        interval: Duration,
+    ) -> Result<Value> {
         let members: Vec<Session> = self.users.iter().skip(1).take(listeners).cloned().collect();
         let room = self.room_with(&members).await?;
         let sender = self.users[0].clone();
@@ -206,21 +242,41 @@ impl Bench {
         // Every listener first catches up, so only new events count.
         let mut tokens = Vec::with_capacity(members.len());
         for chunk in members.chunks(64) {
-            let syncs = chunk.iter().map(|m| self.client.sync(m, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#)));
+            let syncs = chunk.iter().map(|m| {
+                self.client
+                    .sync(m, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#))
+            });
             for result in join_all(syncs).await {
-                tokens.push(result?["next_batch"].as_str().unwrap_or_default().to_owned());
+                tokens.push(
+                    result?["next_batch"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
             }
         }
         let listening = members.iter().zip(tokens).map(|(member, token)| {
-            let (client, member, sent_at, latencies, room) = (self.client.clone(), member.clone(), sent_at.clone(), latencies.clone(), room.clone());
+            let (client, member, sent_at, latencies, room) = (
+                self.client.clone(),
+                member.clone(),
+                sent_at.clone(),
+                latencies.clone(),
+                room.clone(),
+            );
             tokio::spawn(async move {
                 let mut since = token;
                 let mut seen = 0;
                 while seen < messages && Instant::now() < deadline {
-                    let Ok(response) = client.sync(&member, Some(&since), 10_000, None).await else { break };
+                    let Ok(response) = client.sync(&member, Some(&since), 10_000, None).await
+                    else {
+                        break;
+                    };
                     let arrived = Instant::now();
                     since = response["next_batch"].as_str().unwrap_or(&since).to_owned();
-                    let events = response["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+                    let events = response["rooms"]["join"][&room]["timeline"]["events"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     for event in events {
                         if let Some(id) = event["content"]["bench_id"].as_str() {
                             if let Some(at) = sent_at.lock().expect("not poisoned").get(id) {
@@ -240,9 +296,15 @@ impl Bench {
             tokio::time::sleep_until(next.into()).await;
             next += interval;
             let id = format!("d{n}");
-            sent_at.lock().expect("not poisoned").insert(id.clone(), Instant::now());
-            let content = json!({ "msgtype": "m.text", "body": format!("delivery {n}"), "bench_id": id });
-            self.client.send(&sender, &room, &format!("d{}n{n}", self.run_id), &content).await?;
+            sent_at
+                .lock()
+                .expect("not poisoned")
+                .insert(id.clone(), Instant::now());
+            let content =
+                json!({ "msgtype": "m.text", "body": format!("delivery {n}"), "bench_id": id });
+            self.client
+                .send(&sender, &room, &format!("d{}n{n}", self.run_id), &content)
+                .await?;
         }
         for task in listening {
             let _ = task.await;
@@ -273,7 +335,14 @@ impl Bench {
                 let history = self.plan.history;
                 async move {
                     for n in 0..history {
-                        client.send(&owner, &room, &format!("h{n}"), &json!({ "msgtype": "m.text", "body": format!("history {n}") })).await?;
+                        client
+                            .send(
+                                &owner,
+                                &room,
+                                &format!("h{n}"),
+                                &json!({ "msgtype": "m.text", "body": format!("history {n}") }),
+                            )
+                            .await?;
                     }
                     Ok::<_, String>(())
                 }
@@ -295,7 +364,9 @@ impl Bench {
                     // A sync that missed rooms would be fast for the wrong reason.
                     let joined = response["rooms"]["join"].as_object().map_or(0, |r| r.len());
                     if joined < expected_rooms {
-                        return Err(format!("initial sync listed {joined} of {expected_rooms} rooms"));
+                        return Err(format!(
+                            "initial sync listed {joined} of {expected_rooms} rooms"
+                        ));
                     }
                 }
                 samples.sort();
@@ -304,13 +375,18 @@ impl Bench {
         };
         let plain = timed(None).await?;
         let lazy_ms = timed(Some(lazy)).await?;
-        Ok(json!({ "rooms": self.plan.rooms, "messages_per_room": self.plan.history, "full_ms": plain, "lazy_ms": lazy_ms }))
+        Ok(
+            json!({ "rooms": self.plan.rooms, "messages_per_room": self.plan.history, "full_ms": plain, "lazy_ms": lazy_ms }),
+        )
     }
 
     /// Server memory with many idle long-polling clients.
     pub async fn idle_long_polls(&self) -> Result<Value> {
         let user = self.users[0].clone();
-        let since = self.client.sync(&user, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#)).await?["next_batch"]
+        let since = self
+            .client
+            .sync(&user, None, 0, Some(r#"{"room":{"timeline":{"limit":1}}}"#))
+            .await?["next_batch"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
@@ -322,7 +398,10 @@ impl Bench {
             })
             .collect();
         // Let every request arrive and settle into waiting.
-        tokio::time::sleep(Duration::from_millis(1500 + self.plan.idle_clients as u64 / 4)).await;
+        tokio::time::sleep(Duration::from_millis(
+            1500 + self.plan.idle_clients as u64 / 4,
+        ))
+        .await;
         let during = self.rss();
         let finished_early = polls.iter().filter(|p| p.is_finished()).count();
         for poll in &polls {

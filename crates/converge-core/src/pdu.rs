@@ -17,8 +17,15 @@ use crate::RoomVersion;
 pub const MAX_PDU_BYTES: usize = 65_536;
 
 /// Fields of a PDU that clients never see.
-const SERVER_ONLY_FIELDS: &[&str] =
-    &["auth_events", "prev_events", "depth", "hashes", "signatures", "origin", "prev_state"];
+const SERVER_ONLY_FIELDS: &[&str] = &[
+    "auth_events",
+    "prev_events",
+    "depth",
+    "hashes",
+    "signatures",
+    "origin",
+    "prev_state",
+];
 
 #[derive(Debug, Error)]
 pub enum PduError {
@@ -77,7 +84,14 @@ pub fn build(
     if let (Some(redacts), RoomVersion::V11) = (draft.redacts, version) {
         content["redacts"] = Value::String(redacts.to_owned());
     }
-    let ids = |ids: &[String]| CanonicalJsonValue::Array(ids.iter().cloned().map(CanonicalJsonValue::String).collect());
+    let ids = |ids: &[String]| {
+        CanonicalJsonValue::Array(
+            ids.iter()
+                .cloned()
+                .map(CanonicalJsonValue::String)
+                .collect(),
+        )
+    };
     let mut object = CanonicalJsonObject::new();
     object.insert("auth_events".into(), ids(draft.auth_events));
     object.insert("content".into(), canonical(&content)?);
@@ -89,14 +103,29 @@ pub fn build(
     object.insert("depth".into(), int(draft.depth)?);
     object.insert("origin_server_ts".into(), int(draft.origin_server_ts)?);
     object.insert("prev_events".into(), ids(draft.prev_events));
-    object.insert("room_id".into(), CanonicalJsonValue::String(draft.room_id.to_owned()));
-    object.insert("sender".into(), CanonicalJsonValue::String(draft.sender.to_owned()));
-    object.insert("type".into(), CanonicalJsonValue::String(draft.event_type.to_owned()));
+    object.insert(
+        "room_id".into(),
+        CanonicalJsonValue::String(draft.room_id.to_owned()),
+    );
+    object.insert(
+        "sender".into(),
+        CanonicalJsonValue::String(draft.sender.to_owned()),
+    );
+    object.insert(
+        "type".into(),
+        CanonicalJsonValue::String(draft.event_type.to_owned()),
+    );
     if let Some(state_key) = draft.state_key {
-        object.insert("state_key".into(), CanonicalJsonValue::String(state_key.to_owned()));
+        object.insert(
+            "state_key".into(),
+            CanonicalJsonValue::String(state_key.to_owned()),
+        );
     }
     if let Some(redacts) = draft.redacts {
-        object.insert("redacts".into(), CanonicalJsonValue::String(redacts.to_owned()));
+        object.insert(
+            "redacts".into(),
+            CanonicalJsonValue::String(redacts.to_owned()),
+        );
     }
     let rules = version.ruma_rules();
     hash_and_sign_event(server_name, key, &mut object, &rules.redaction).map_err(|e| match e {
@@ -108,12 +137,16 @@ pub fn build(
     if json.len() > MAX_PDU_BYTES {
         return Err(PduError::TooLarge);
     }
-    Ok(SignedPdu { event_id: format!("${hash}"), json })
+    Ok(SignedPdu {
+        event_id: format!("${hash}"),
+        json,
+    })
 }
 
 /// Applies the room version's redaction algorithm to a stored PDU.
 pub fn redact_pdu(version: RoomVersion, pdu_json: &str) -> Result<String, PduError> {
-    let value: Value = serde_json::from_str(pdu_json).map_err(|e| PduError::NotCanonical(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(pdu_json).map_err(|e| PduError::NotCanonical(e.to_string()))?;
     let CanonicalJsonValue::Object(object) = canonical(&value)? else {
         return Err(PduError::ContentNotObject);
     };
@@ -125,8 +158,13 @@ pub fn redact_pdu(version: RoomVersion, pdu_json: &str) -> Result<String, PduErr
 /// The client-server form of a stored PDU: server-only fields removed, `event_id` added,
 /// and `unsigned` set to what the caller computed (age, transaction ID, previous content,
 /// redaction).
-pub fn client_event(event_id: &str, pdu_json: &str, unsigned: Option<Value>) -> Result<Value, PduError> {
-    let mut value: Value = serde_json::from_str(pdu_json).map_err(|e| PduError::NotCanonical(e.to_string()))?;
+pub fn client_event(
+    event_id: &str,
+    pdu_json: &str,
+    unsigned: Option<Value>,
+) -> Result<Value, PduError> {
+    let mut value: Value =
+        serde_json::from_str(pdu_json).map_err(|e| PduError::NotCanonical(e.to_string()))?;
     let object = value.as_object_mut().ok_or(PduError::ContentNotObject)?;
     for field in SERVER_ONLY_FIELDS {
         object.remove(*field);
@@ -178,8 +216,15 @@ mod tests {
         let key = key();
         let content = json!({ "msgtype": "m.text", "body": "hi" });
         let pdu = build(RoomVersion::V10, &draft(&content), "localhost", &key).unwrap();
-        assert!(pdu.event_id.starts_with('$') && pdu.event_id.len() == 44, "{}", pdu.event_id);
-        assert!(!pdu.event_id.contains('+') && !pdu.event_id.contains('/'), "URL-safe alphabet");
+        assert!(
+            pdu.event_id.starts_with('$') && pdu.event_id.len() == 44,
+            "{}",
+            pdu.event_id
+        );
+        assert!(
+            !pdu.event_id.contains('+') && !pdu.event_id.contains('/'),
+            "URL-safe alphabet"
+        );
         let value: Value = serde_json::from_str(&pdu.json).unwrap();
         assert!(value["hashes"]["sha256"].is_string());
         assert!(value["signatures"]["localhost"]["ed25519:test"].is_string());
@@ -188,18 +233,32 @@ mod tests {
         let again = build(RoomVersion::V10, &draft(&content), "localhost", &key).unwrap();
         assert_eq!(again.event_id, pdu.event_id);
         let other = json!({ "msgtype": "m.text", "body": "ho" });
-        assert_ne!(build(RoomVersion::V10, &draft(&other), "localhost", &key).unwrap().event_id, pdu.event_id);
+        assert_ne!(
+            build(RoomVersion::V10, &draft(&other), "localhost", &key)
+                .unwrap()
+                .event_id,
+            pdu.event_id
+        );
     }
 
     #[test]
     fn oversized_and_malformed_content_is_refused() {
         let key = key();
         let big = json!({ "body": "x".repeat(MAX_PDU_BYTES) });
-        assert!(matches!(build(RoomVersion::V10, &draft(&big), "localhost", &key), Err(PduError::TooLarge)));
+        assert!(matches!(
+            build(RoomVersion::V10, &draft(&big), "localhost", &key),
+            Err(PduError::TooLarge)
+        ));
         let not_object = json!("text");
-        assert!(matches!(build(RoomVersion::V10, &draft(&not_object), "localhost", &key), Err(PduError::ContentNotObject)));
+        assert!(matches!(
+            build(RoomVersion::V10, &draft(&not_object), "localhost", &key),
+            Err(PduError::ContentNotObject)
+        ));
         let float = json!({ "n": 1.5 });
-        assert!(matches!(build(RoomVersion::V10, &draft(&float), "localhost", &key), Err(PduError::NotCanonical(_))));
+        assert!(matches!(
+            build(RoomVersion::V10, &draft(&float), "localhost", &key),
+            Err(PduError::NotCanonical(_))
+        ));
     }
 
     #[test]
@@ -209,10 +268,14 @@ mod tests {
         let mut d = draft(&content);
         d.event_type = "m.room.redaction";
         d.redacts = Some("$target");
-        let v11: Value = serde_json::from_str(&build(RoomVersion::V11, &d, "localhost", &key).unwrap().json).unwrap();
+        let v11: Value =
+            serde_json::from_str(&build(RoomVersion::V11, &d, "localhost", &key).unwrap().json)
+                .unwrap();
         assert_eq!(v11["content"]["redacts"], "$target");
         assert_eq!(v11["redacts"], "$target");
-        let v10: Value = serde_json::from_str(&build(RoomVersion::V10, &d, "localhost", &key).unwrap().json).unwrap();
+        let v10: Value =
+            serde_json::from_str(&build(RoomVersion::V10, &d, "localhost", &key).unwrap().json)
+                .unwrap();
         assert!(v10["content"].get("redacts").is_none());
         assert_eq!(v10["redacts"], "$target");
     }
@@ -222,7 +285,8 @@ mod tests {
         let key = key();
         let content = json!({ "msgtype": "m.text", "body": "secret" });
         let pdu = build(RoomVersion::V10, &draft(&content), "localhost", &key).unwrap();
-        let redacted: Value = serde_json::from_str(&redact_pdu(RoomVersion::V10, &pdu.json).unwrap()).unwrap();
+        let redacted: Value =
+            serde_json::from_str(&redact_pdu(RoomVersion::V10, &pdu.json).unwrap()).unwrap();
         assert_eq!(redacted["content"], json!({}));
         assert_eq!(redacted["sender"], "@a:localhost");
         let topic = json!({ "topic": "t" });
@@ -232,7 +296,8 @@ mod tests {
         d.content = &join_rules;
         d.state_key = Some("");
         let pdu = build(RoomVersion::V10, &d, "localhost", &key).unwrap();
-        let redacted: Value = serde_json::from_str(&redact_pdu(RoomVersion::V10, &pdu.json).unwrap()).unwrap();
+        let redacted: Value =
+            serde_json::from_str(&redact_pdu(RoomVersion::V10, &pdu.json).unwrap()).unwrap();
         assert_eq!(redacted["content"], json!({ "join_rule": "public" }));
     }
 

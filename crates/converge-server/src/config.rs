@@ -226,7 +226,13 @@ pub struct UrlPreviewConfig {
 
 impl Default for UrlPreviewConfig {
     fn default() -> Self {
-        Self { enabled: true, allow: Vec::new(), deny: Vec::new(), max_bytes: 1024 * 1024, timeout: Duration::from_secs(10) }
+        Self {
+            enabled: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_bytes: 1024 * 1024,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -318,7 +324,10 @@ impl Config {
                 return invalid(key, "per_second must be positive and burst at least 1");
             }
         }
-        for (key, list) in [("media.url_preview.allow", &self.media.url_preview.allow), ("media.url_preview.deny", &self.media.url_preview.deny)] {
+        for (key, list) in [
+            ("media.url_preview.allow", &self.media.url_preview.allow),
+            ("media.url_preview.deny", &self.media.url_preview.deny),
+        ] {
             for range in list {
                 if let Err(err) = range.parse::<converge_core::net::Cidr>() {
                     return invalid(key, &err);

@@ -72,7 +72,11 @@ pub struct Server {
 /// Starts serving with `config`.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let store = open_store(&config).await?;
-    let services = Arc::new(Services::new(&config, store).await.map_err(StartError::Services)?);
+    let services = Arc::new(
+        Services::new(&config, store)
+            .await
+            .map_err(StartError::Services)?,
+    );
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

@@ -215,9 +215,12 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             println!("{}", token.token);
             Ok(())
         }
-        Command::Media { command: MediaCommand::Purge { older_than } } => {
+        Command::Media {
+            command: MediaCommand::Purge { older_than },
+        } => {
             let services = services(&config).await?;
-            let cutoff = converge_server::service::now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+            let cutoff = converge_server::service::now_ms()
+                - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
             let result = services.media.purge_before(cutoff).await;
             services.store.close().await;
             let deleted = result.map_err(|e| format!("cannot purge media: {e}"))?;

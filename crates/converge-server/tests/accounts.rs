@@ -167,20 +167,48 @@ async fn token_registration_uses_tokens_up() {
     assert_eq!(t.get(&validity("bogus"), None).await.1["valid"], false);
 
     // An `auth` object that attempts no stage is answered with the flows.
-    let (status, challenge) = t.post(REGISTER, None, json!({ "username": "alice", "password": "pw-1", "auth": {} })).await;
+    let (status, challenge) = t
+        .post(
+            REGISTER,
+            None,
+            json!({ "username": "alice", "password": "pw-1", "auth": {} }),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
-    assert_eq!(challenge["flows"], json!([{ "stages": ["m.login.registration_token", "m.login.dummy"] }]));
+    assert_eq!(
+        challenge["flows"],
+        json!([{ "stages": ["m.login.registration_token", "m.login.dummy"] }])
+    );
     let session = &challenge["session"];
-    let attempt = |auth: Value| t.post(REGISTER, None, json!({ "username": "alice", "password": "pw-1", "auth": auth }));
+    let attempt = |auth: Value| {
+        t.post(
+            REGISTER,
+            None,
+            json!({ "username": "alice", "password": "pw-1", "auth": auth }),
+        )
+    };
     // A wrong token is refused within the session.
-    let (status, body) = attempt(json!({ "type": "m.login.registration_token", "token": "bogus", "session": session })).await;
-    assert_eq!((status, &body["errcode"]), (StatusCode::UNAUTHORIZED, &json!("M_FORBIDDEN")));
+    let (status, body) = attempt(
+        json!({ "type": "m.login.registration_token", "token": "bogus", "session": session }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_FORBIDDEN"))
+    );
     assert_eq!(body["session"], *session);
     // The right token completes the first stage; the dummy stage finishes the flow.
-    let (status, body) = attempt(json!({ "type": "m.login.registration_token", "token": token, "session": session })).await;
+    let (status, body) = attempt(
+        json!({ "type": "m.login.registration_token", "token": token, "session": session }),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["completed"], json!(["m.login.registration_token"]));
-    assert_eq!(t.get(&validity(&token), None).await.1["valid"], true, "not used up before the account exists");
+    assert_eq!(
+        t.get(&validity(&token), None).await.1["valid"],
+        true,
+        "not used up before the account exists"
+    );
     let (status, body) = attempt(json!({ "type": "m.login.dummy", "session": session })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user_id"], "@alice:localhost");
@@ -189,11 +217,25 @@ async fn token_registration_uses_tokens_up() {
     let (status, body) = t
         .post(REGISTER, None, json!({ "username": "bob", "password": "pw-1", "auth": { "type": "m.login.registration_token", "token": token } }))
         .await;
-    assert_eq!((status, &body["errcode"]), (StatusCode::UNAUTHORIZED, &json!("M_FORBIDDEN")));
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_FORBIDDEN"))
+    );
     // Skipping the token stage does not register either.
-    let (status, body) = t.post(REGISTER, None, json!({ "username": "bob", "password": "pw-1", "auth": { "type": "m.login.dummy" } })).await;
+    let (status, body) = t
+        .post(
+            REGISTER,
+            None,
+            json!({ "username": "bob", "password": "pw-1", "auth": { "type": "m.login.dummy" } }),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(t.get("/_matrix/client/v3/register/available?username=bob", None).await.0, StatusCode::OK);
+    assert_eq!(
+        t.get("/_matrix/client/v3/register/available?username=bob", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
     t.stop().await;
 }
 

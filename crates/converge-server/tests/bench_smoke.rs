@@ -21,9 +21,15 @@ async fn every_scenario_runs_at_smoke_size() {
     let concurrent = bench.concurrent_send().await.unwrap();
     assert_eq!(concurrent["events"], plan.senders * plan.sends_per_sender);
     assert!(concurrent["cpu_ms_per_event"].is_number());
-    let delivery = bench.delivery(plan.listeners, 5, Duration::from_millis(20)).await.unwrap();
+    let delivery = bench
+        .delivery(plan.listeners, 5, Duration::from_millis(20))
+        .await
+        .unwrap();
     assert_eq!(delivery["count"], delivery["expected"], "{delivery}");
-    let fanout = bench.delivery(plan.fanout, plan.fanout_messages, Duration::from_millis(50)).await.unwrap();
+    let fanout = bench
+        .delivery(plan.fanout, plan.fanout_messages, Duration::from_millis(50))
+        .await
+        .unwrap();
     assert_eq!(fanout["count"], fanout["expected"], "{fanout}");
     let initial = bench.initial_sync().await.unwrap();
     assert!(initial["lazy_ms"].is_number() && initial["full_ms"].is_number());

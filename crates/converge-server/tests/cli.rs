@@ -123,7 +123,13 @@ async fn an_operator_story_from_user_add_to_sigterm() {
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 16);
 
-    let mut server = KillOnDrop(converge(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap());
+    let mut server = KillOnDrop(
+        converge(dir.path())
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let server = &mut server.0;
     let stderr = BufReader::new(server.stderr.take().unwrap());
     let mut lines = stderr.lines();

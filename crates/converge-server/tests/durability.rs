@@ -6,7 +6,9 @@
 async fn acknowledged_sends_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_converge"));
-    let result = converge_bench::crash::crash_check(bin, dir.path(), 400).await.expect("crash check passes");
+    let result = converge_bench::crash::crash_check(bin, dir.path(), 400)
+        .await
+        .expect("crash check passes");
     assert!(result["acknowledged"].as_u64().unwrap() > 0, "{result}");
     assert_eq!(result["lost"], 0);
     assert_eq!(result["duplicated"], 0);

@@ -18,12 +18,26 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-async fn upload(t: &TestServer, token: &str, content_type: &str, bytes: Vec<u8>, filename: Option<&str>) -> (StatusCode, Value) {
+async fn upload(
+    t: &TestServer,
+    token: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+    filename: Option<&str>,
+) -> (StatusCode, Value) {
     let mut url = format!("{}/_matrix/media/v3/upload", t.base);
     if let Some(name) = filename {
         url.push_str(&format!("?filename={name}"));
     }
-    let response = t.http.post(url).bearer_auth(token).header("content-type", content_type).body(bytes).send().await.unwrap();
+    let response = t
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -45,7 +59,13 @@ fn files_in(dir: &std::path::Path) -> usize {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| if e.path().is_dir() { files_in(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_in(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -56,37 +76,74 @@ async fn uploads_round_trip_byte_for_byte() {
     let t = TestServer::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let (status, body) = upload(&t, &alice.token, "application/octet-stream", bytes.clone(), Some("data.bin")).await;
+    let (status, body) = upload(
+        &t,
+        &alice.token,
+        "application/octet-stream",
+        bytes.clone(),
+        Some("data.bin"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let path = media_path(body["content_uri"].as_str().unwrap());
     assert!(path.starts_with("localhost/"));
 
-    let response = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{path}")).await;
+    let response = download(
+        &t,
+        Some(&alice.token),
+        &format!("/_matrix/client/v1/media/download/{path}"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-disposition"], "attachment; filename*=utf-8''data.bin");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename*=utf-8''data.bin"
+    );
     assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
     // The name in the URL wins.
-    let response = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{path}/other.bin")).await;
-    assert_eq!(response.headers()["content-disposition"], "attachment; filename*=utf-8''other.bin");
+    let response = download(
+        &t,
+        Some(&alice.token),
+        &format!("/_matrix/client/v1/media/download/{path}/other.bin"),
+    )
+    .await;
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename*=utf-8''other.bin"
+    );
     // Authenticated endpoints need a token.
-    let response = download(&t, None, &format!("/_matrix/client/v1/media/download/{path}")).await;
+    let response = download(
+        &t,
+        None,
+        &format!("/_matrix/client/v1/media/download/{path}"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Range requests, for audio and video seeking.
     let response = t
         .http
-        .get(format!("{}/_matrix/client/v1/media/download/{path}", t.base))
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{path}",
+            t.base
+        ))
         .bearer_auth(&alice.token)
         .header("range", "bytes=1000-1999")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(response.headers()["content-range"], "bytes 1000-1999/300000");
+    assert_eq!(
+        response.headers()["content-range"],
+        "bytes 1000-1999/300000"
+    );
     assert_eq!(response.bytes().await.unwrap().as_ref(), &bytes[1000..2000]);
     let response = t
         .http
-        .get(format!("{}/_matrix/client/v1/media/download/{path}", t.base))
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{path}",
+            t.base
+        ))
         .bearer_auth(&alice.token)
         .header("range", "bytes=400000-")
         .send()
@@ -96,11 +153,23 @@ async fn uploads_round_trip_byte_for_byte() {
 
     // Identical content is stored once.
     let before = files_in(&t.server.state.config.data_dir.join("media"));
-    let (_, again) = upload(&t, &alice.token, "application/octet-stream", bytes.clone(), None).await;
+    let (_, again) = upload(
+        &t,
+        &alice.token,
+        "application/octet-stream",
+        bytes.clone(),
+        None,
+    )
+    .await;
     assert_ne!(again["content_uri"], body["content_uri"]);
-    assert_eq!(files_in(&t.server.state.config.data_dir.join("media")), before);
+    assert_eq!(
+        files_in(&t.server.state.config.data_dir.join("media")),
+        before
+    );
 
-    let (_, config) = t.get("/_matrix/client/v1/media/config", Some(&alice.token)).await;
+    let (_, config) = t
+        .get("/_matrix/client/v1/media/config", Some(&alice.token))
+        .await;
     assert_eq!(config["m.upload.size"], 50 * 1024 * 1024);
     t.stop().await;
 }
@@ -131,14 +200,19 @@ async fn reserved_uploads() {
     let t = TestServer::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
-    let (status, created) = t.post("/_matrix/media/v1/create", Some(&alice.token), json!({})).await;
+    let (status, created) = t
+        .post("/_matrix/media/v1/create", Some(&alice.token), json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(created["unused_expires_at"].as_i64().unwrap() > 0);
     let path = media_path(created["content_uri"].as_str().unwrap());
     let download_path = format!("/_matrix/client/v1/media/download/{path}");
     let pending = download(&t, Some(&alice.token), &download_path).await;
     assert_eq!(pending.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(pending.json::<Value>().await.unwrap()["errcode"], "M_NOT_YET_UPLOADED");
+    assert_eq!(
+        pending.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_YET_UPLOADED"
+    );
 
     let put = |token: &str, bytes: &'static [u8]| {
         t.http
@@ -154,11 +228,24 @@ async fn reserved_uploads() {
     assert_eq!(response.status(), StatusCode::OK);
     let response = put(&alice.token, b"again").await.unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_CANNOT_OVERWRITE_MEDIA");
-    assert_eq!(download(&t, Some(&bob.token), &download_path).await.text().await.unwrap(), "reserved content");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["errcode"],
+        "M_CANNOT_OVERWRITE_MEDIA"
+    );
+    assert_eq!(
+        download(&t, Some(&bob.token), &download_path)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "reserved content"
+    );
     let response = t
         .http
-        .put(format!("{}/_matrix/media/v3/upload/localhost/NOSUCHMEDIA", t.base))
+        .put(format!(
+            "{}/_matrix/media/v3/upload/localhost/NOSUCHMEDIA",
+            t.base
+        ))
         .bearer_auth(&alice.token)
         .body("x")
         .send()
@@ -186,14 +273,35 @@ async fn media_is_served_safely() {
         ("text/plain; charset=utf-8", true),
     ];
     for (content_type, inline) in cases {
-        let (status, body) = upload(&t, &alice.token, content_type, b"<script>alert(1)</script>".to_vec(), None).await;
+        let (status, body) = upload(
+            &t,
+            &alice.token,
+            content_type,
+            b"<script>alert(1)</script>".to_vec(),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let path = media_path(body["content_uri"].as_str().unwrap());
-        let response = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{path}")).await;
+        let response = download(
+            &t,
+            Some(&alice.token),
+            &format!("/_matrix/client/v1/media/download/{path}"),
+        )
+        .await;
         let headers = response.headers();
         let disposition = headers["content-disposition"].to_str().unwrap();
-        assert_eq!(disposition.starts_with("inline"), inline, "{content_type}: {disposition}");
-        assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox; default-src 'none'"));
+        assert_eq!(
+            disposition.starts_with("inline"),
+            inline,
+            "{content_type}: {disposition}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox; default-src 'none'")
+        );
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["cross-origin-resource-policy"], "cross-origin");
     }
@@ -205,17 +313,37 @@ async fn paths_cannot_escape_the_media_store() {
     let t = TestServer::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     for path in [
-        "localhost/..", "localhost/%2e%2e", "localhost/a%2Fb", "localhost/a%5Cb", "localhost/a%00b",
-        "localhost/..%2F..%2Fconverge.db", "..%2F../x", "local%2Fhost/abc", "localhost/a.b",
+        "localhost/..",
+        "localhost/%2e%2e",
+        "localhost/a%2Fb",
+        "localhost/a%5Cb",
+        "localhost/a%00b",
+        "localhost/..%2F..%2Fconverge.db",
+        "..%2F../x",
+        "local%2Fhost/abc",
+        "localhost/a.b",
     ] {
-        let response = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{path}")).await;
+        let response = download(
+            &t,
+            Some(&alice.token),
+            &format!("/_matrix/client/v1/media/download/{path}"),
+        )
+        .await;
         let status = response.status();
-        assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND, "{path}: {status}");
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{path}: {status}"
+        );
         let body: Value = response.json().await.unwrap();
         assert!(body["errcode"].is_string(), "{path}: {body}");
     }
     // Media of other servers cannot be fetched (there is no federation yet).
-    let response = download(&t, Some(&alice.token), "/_matrix/client/v1/media/download/example.org/abc").await;
+    let response = download(
+        &t,
+        Some(&alice.token),
+        "/_matrix/client/v1/media/download/example.org/abc",
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(t.get("/_converge/health", None).await.0, StatusCode::OK);
     t.stop().await;
@@ -239,19 +367,27 @@ async fn oversized_uploads_stop_while_streaming() {
         .http
         .post(&url)
         .bearer_auth(&alice.token)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await;
     match response {
         Ok(response) => {
             assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-            assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_TOO_LARGE");
+            assert_eq!(
+                response.json::<Value>().await.unwrap()["errcode"],
+                "M_TOO_LARGE"
+            );
         }
         // The server may close the connection while the client is still sending.
         Err(err) => assert!(err.is_request() || err.is_body(), "{err}"),
     }
     let grown = rss_kib().saturating_sub(before);
-    assert!(grown < 60 * 1024, "memory grew by {grown} KiB for a refused 200 MB upload");
+    assert!(
+        grown < 60 * 1024,
+        "memory grew by {grown} KiB for a refused 200 MB upload"
+    );
     // A declared length over the limit is refused before reading.
     let response = t
         .http
@@ -265,7 +401,10 @@ async fn oversized_uploads_stop_while_streaming() {
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
     // Nothing half-written stays behind, and the server is fine.
-    assert_eq!(files_in(&t.server.state.config.data_dir.join("media").join("tmp")), 0);
+    assert_eq!(
+        files_in(&t.server.state.config.data_dir.join("media").join("tmp")),
+        0
+    );
     assert_eq!(t.get("/_converge/health", None).await.0, StatusCode::OK);
     t.stop().await;
 }
@@ -287,7 +426,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -297,7 +440,14 @@ fn crc32(data: &[u8]) -> u32 {
 async fn thumbnails_are_made_once_and_only_from_real_images() {
     let t = TestServer::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
-    let (_, body) = upload(&t, &alice.token, "image/png", png(640, 480), Some("photo.png")).await;
+    let (_, body) = upload(
+        &t,
+        &alice.token,
+        "image/png",
+        png(640, 480),
+        Some("photo.png"),
+    )
+    .await;
     let path = media_path(body["content_uri"].as_str().unwrap());
     let thumb = format!("/_matrix/client/v1/media/thumbnail/{path}?width=32&height=32&method=crop");
     let response = download(&t, Some(&alice.token), &thumb).await;
@@ -306,9 +456,18 @@ async fn thumbnails_are_made_once_and_only_from_real_images() {
     let first = response.bytes().await.unwrap();
     let image = image::load_from_memory(&first).unwrap();
     assert_eq!((image.width(), image.height()), (32, 32));
-    let again = download(&t, Some(&alice.token), &thumb).await.bytes().await.unwrap();
+    let again = download(&t, Some(&alice.token), &thumb)
+        .await
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(first, again, "served from the cache");
-    let scaled = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/thumbnail/{path}?width=300&height=200&method=scale")).await;
+    let scaled = download(
+        &t,
+        Some(&alice.token),
+        &format!("/_matrix/client/v1/media/thumbnail/{path}?width=300&height=200&method=scale"),
+    )
+    .await;
     let image = image::load_from_memory(&scaled.bytes().await.unwrap()).unwrap();
     assert_eq!((image.width(), image.height()), (320, 240));
 
@@ -318,7 +477,12 @@ async fn thumbnails_are_made_once_and_only_from_real_images() {
         async move {
             let (_, body) = upload(t, &token, content_type, bytes, None).await;
             let path = media_path(body["content_uri"].as_str().unwrap());
-            let response = download(t, Some(&token), &format!("/_matrix/client/v1/media/thumbnail/{path}?width=32&height=32")).await;
+            let response = download(
+                t,
+                Some(&token),
+                &format!("/_matrix/client/v1/media/thumbnail/{path}?width=32&height=32"),
+            )
+            .await;
             (response.status(), response.json::<Value>().await.unwrap())
         }
     };
@@ -328,14 +492,33 @@ async fn thumbnails_are_made_once_and_only_from_real_images() {
         (b"just text".to_vec(), "image/png"),
         (corrupt, "image/png"),
         (bomb(60_000, 60_000), "image/png"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>".to_vec(), "image/svg+xml"),
+        (
+            b"<svg xmlns='http://www.w3.org/2000/svg'></svg>".to_vec(),
+            "image/svg+xml",
+        ),
     ] {
         let (status, body) = refused(bytes, content_type).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["errcode"], "M_UNKNOWN");
     }
-    assert_error(&t.get(&format!("/_matrix/client/v1/media/thumbnail/{path}?width=0&height=32"), Some(&alice.token)).await, 400, "M_INVALID_PARAM");
-    assert_error(&t.get(&format!("/_matrix/client/v1/media/thumbnail/{path}?width=32&height=32&method=zoom"), Some(&alice.token)).await, 400, "M_INVALID_PARAM");
+    assert_error(
+        &t.get(
+            &format!("/_matrix/client/v1/media/thumbnail/{path}?width=0&height=32"),
+            Some(&alice.token),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &t.get(
+            &format!("/_matrix/client/v1/media/thumbnail/{path}?width=32&height=32&method=zoom"),
+            Some(&alice.token),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
     assert_eq!(t.get("/_converge/health", None).await.0, StatusCode::OK);
     t.stop().await;
 }
@@ -357,7 +540,9 @@ async fn test_site(target_port: u16) -> std::net::SocketAddr {
         .route("/to-localhost", axum::routing::get(move || async move { Redirect::temporary(&format!("http://localhost:{target_port}/page")) }))
         .route("/to-mapped", axum::routing::get(move || async move { Redirect::temporary(&format!("http://[::ffff:127.0.0.1]:{target_port}/page")) }))
         .route("/slow", axum::routing::get(|| async { tokio::time::sleep(std::time::Duration::from_secs(5)).await; "late" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
@@ -385,14 +570,23 @@ async fn url_previews_refuse_internal_addresses() {
                 .send()
                 .await
                 .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                response.status(),
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     let (status, og) = preview(format!("http://{site}/page")).await;
     assert_eq!(status, StatusCode::OK, "{og}");
     assert_eq!(og["og:title"], "Converge test page");
     assert_eq!(og["og:description"], "A page for previews");
-    assert!(og["og:image"].as_str().unwrap().starts_with("mxc://localhost/"), "{og}");
+    assert!(
+        og["og:image"]
+            .as_str()
+            .unwrap()
+            .starts_with("mxc://localhost/"),
+        "{og}"
+    );
     assert_eq!(og["og:image:width"], 50);
 
     for blocked in [
@@ -415,7 +609,17 @@ async fn url_previews_refuse_internal_addresses() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "time limit");
     let (status, _) = preview("file:///etc/passwd".into()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_error(&t.call(Method::GET, "/_matrix/client/v1/media/preview_url", Some(&alice.token), None).await, 400, "M_MISSING_PARAM");
+    assert_error(
+        &t.call(
+            Method::GET,
+            "/_matrix/client/v1/media/preview_url",
+            Some(&alice.token),
+            None,
+        )
+        .await,
+        400,
+        "M_MISSING_PARAM",
+    );
     t.stop().await;
 }
 
@@ -427,10 +631,22 @@ async fn old_media_can_be_purged() {
     let path = media_path(body["content_uri"].as_str().unwrap());
     let media_dir = t.server.state.config.data_dir.join("media");
     let files = files_in(&media_dir);
-    let deleted = t.server.state.services.media.purge_before(converge_server::service::now_ms() + 1000).await.unwrap();
+    let deleted = t
+        .server
+        .state
+        .services
+        .media
+        .purge_before(converge_server::service::now_ms() + 1000)
+        .await
+        .unwrap();
     assert_eq!(deleted, 1);
     assert_eq!(files_in(&media_dir), files - 1);
-    let response = download(&t, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{path}")).await;
+    let response = download(
+        &t,
+        Some(&alice.token),
+        &format!("/_matrix/client/v1/media/download/{path}"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     t.stop().await;
 }

@@ -3,39 +3,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use common::{TestServer, User, assert_error};
+use common::{TestServer, User, V3, assert_error, create_room, enc, next_txn};
 use converge_server::config::Rate;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const V3: &str = "/_matrix/client/v3";
-
-/// Percent-encodes everything but unreserved characters, for path segments and queries.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn next_txn() -> String {
-    static TXN: AtomicU64 = AtomicU64::new(0);
-    format!("txn{}", TXN.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn create_room(t: &TestServer, user: &User, body: Value) -> String {
-    let (status, body) = t
-        .post(&format!("{V3}/createRoom"), Some(&user.token), body)
-        .await;
-    assert_eq!(status, StatusCode::OK, "createRoom: {body}");
-    body["room_id"].as_str().expect("room_id").to_owned()
-}
 
 async fn send_event(
     t: &TestServer,

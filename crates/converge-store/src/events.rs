@@ -68,8 +68,15 @@ pub enum Direction {
 
 impl Store {
     /// One event by its ID, with its stream position.
-    pub async fn event(&self, event_id: &str) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
-        const SQL: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE event_id = $1");
+    pub async fn event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE event_id = $1"
+        );
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(SQL).bind(event_id).fetch_optional(pool).await?;
             Ok(match row { Some(row) => Some(event_from_row!(row)), None => None })
@@ -77,10 +84,20 @@ impl Store {
     }
 
     /// Events after `after`, oldest first, at most `limit` of them, across all rooms.
-    pub async fn events_after(&self, after: StreamPos, limit: u32) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
-        const SQL: &str =
-            concat!("SELECT ", event_columns!(), " FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2");
-        fetch_events!(&self.inner.db, sqlx::query(SQL).bind(after.0).bind(i64::from(limit)))
+    pub async fn events_after(
+        &self,
+        after: StreamPos,
+        limit: u32,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2"
+        );
+        fetch_events!(
+            &self.inner.db,
+            sqlx::query(SQL).bind(after.0).bind(i64::from(limit))
+        )
     }
 
     /// A room's events with `after < position <= until`, at most `limit`, read in
@@ -94,11 +111,13 @@ impl Store {
         direction: Direction,
     ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
         const FORWARD: &str = concat!(
-            "SELECT ", event_columns!(),
+            "SELECT ",
+            event_columns!(),
             " FROM events WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos ASC LIMIT $4"
         );
         const BACKWARD: &str = concat!(
-            "SELECT ", event_columns!(),
+            "SELECT ",
+            event_columns!(),
             " FROM events WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos DESC LIMIT $4"
         );
         let sql = match direction {
@@ -107,12 +126,21 @@ impl Store {
         };
         fetch_events!(
             &self.inner.db,
-            sqlx::query(sql).bind(room_id).bind(after.0).bind(until.0).bind(i64::from(limit))
+            sqlx::query(sql)
+                .bind(room_id)
+                .bind(after.0)
+                .bind(until.0)
+                .bind(i64::from(limit))
         )
     }
 
     /// The event a device sent with a transaction key, if it did.
-    pub async fn event_by_txn(&self, sender: &str, device_id: &str, txn: &str) -> Result<Option<String>, StoreError> {
+    pub async fn event_by_txn(
+        &self,
+        sender: &str,
+        device_id: &str,
+        txn: &str,
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(
                 "SELECT event_id FROM events WHERE sender = $1 AND txn_device = $2 AND txn_id = $3",
@@ -136,18 +164,28 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
         const SQL: &str = concat!(
-            "SELECT ", event_columns!(),
+            "SELECT ",
+            event_columns!(),
             " FROM events WHERE relates_to = $1 AND room_id = $2 AND stream_pos < $3 ORDER BY stream_pos DESC LIMIT $4"
         );
         fetch_events!(
             &self.inner.db,
-            sqlx::query(SQL).bind(event_id).bind(room_id).bind(before.0).bind(i64::from(limit))
+            sqlx::query(SQL)
+                .bind(event_id)
+                .bind(room_id)
+                .bind(before.0)
+                .bind(i64::from(limit))
         )
     }
 
     /// How many messages (`m.room.message`, `m.room.encrypted`) others sent in a room
     /// after `after`: the unread count.
-    pub async fn count_messages_after(&self, room_id: &str, after: StreamPos, not_sender: &str) -> Result<u64, StoreError> {
+    pub async fn count_messages_after(
+        &self,
+        room_id: &str,
+        after: StreamPos,
+        not_sender: &str,
+    ) -> Result<u64, StoreError> {
         let n: i64 = on_pool!(&self.inner.db, pool => {
             sqlx::query(
                 "SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND stream_pos > $2 AND sender <> $3 \
@@ -165,7 +203,11 @@ impl Store {
 
     /// The position of the newest event a user's read receipts (public or private) point at
     /// in a room.
-    pub async fn read_position(&self, room_id: &str, user_id: &str) -> Result<Option<StreamPos>, StoreError> {
+    pub async fn read_position(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<StreamPos>, StoreError> {
         let pos: Option<i64> = on_pool!(&self.inner.db, pool => {
             sqlx::query(
                 "SELECT MAX(e.stream_pos) AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id \

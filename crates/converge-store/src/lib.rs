@@ -23,7 +23,9 @@ pub use error::StoreError;
 pub use events::Direction;
 pub use media::{MediaRow, ThumbnailRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
-pub use writer::{EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats};
+pub use writer::{
+    EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats,
+};
 
 use converge_core::StreamPos;
 use db::Db;

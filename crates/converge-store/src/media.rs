@@ -111,7 +111,13 @@ impl Store {
         })
     }
 
-    pub async fn thumbnail(&self, media_id: &str, width: i64, height: i64, method: &str) -> Result<Option<ThumbnailRow>, StoreError> {
+    pub async fn thumbnail(
+        &self,
+        media_id: &str,
+        width: i64,
+        height: i64,
+        method: &str,
+    ) -> Result<Option<ThumbnailRow>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(
                 "SELECT width, height, method, content_type, sha256, size FROM media_thumbnails \
@@ -134,7 +140,11 @@ impl Store {
         })
     }
 
-    pub async fn insert_thumbnail(&self, media_id: &str, thumbnail: &ThumbnailRow) -> Result<(), StoreError> {
+    pub async fn insert_thumbnail(
+        &self,
+        media_id: &str,
+        thumbnail: &ThumbnailRow,
+    ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool =>
             sqlx::query(
                 "INSERT INTO media_thumbnails (media_id, width, height, method, content_type, sha256, size) \
@@ -182,7 +192,11 @@ impl Store {
         })
     }
 
-    pub async fn url_preview(&self, url: &str, newer_than: i64) -> Result<Option<String>, StoreError> {
+    pub async fn url_preview(
+        &self,
+        url: &str,
+        newer_than: i64,
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query("SELECT json FROM url_previews WHERE url = $1 AND fetched_ts > $2")
                 .bind(url)
@@ -205,7 +219,11 @@ impl Store {
     }
 
     /// A server fact, set once: returns the stored value, storing `value` if there was none.
-    pub async fn server_meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+    pub async fn server_meta_or_insert(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<String, StoreError> {
         on_pool!(&self.inner.db, pool => {
             sqlx::query("INSERT INTO server_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                 .bind(key)

@@ -82,27 +82,43 @@ impl Store {
     }
 
     /// The events that make up a room's current state, with their positions.
-    pub async fn room_state(&self, room_id: &str) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+    pub async fn room_state(
+        &self,
+        room_id: &str,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
         const SQL: &str = concat!(
-            "SELECT ", event_columns!(), " FROM events WHERE event_id IN ",
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE event_id IN ",
             "(SELECT event_id FROM current_state WHERE room_id = $1)"
         );
         fetch_events!(&self.inner.db, sqlx::query(SQL).bind(room_id))
     }
 
     /// The current state events of a room that changed after `after`.
-    pub async fn room_state_since(&self, room_id: &str, after: StreamPos) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+    pub async fn room_state_since(
+        &self,
+        room_id: &str,
+        after: StreamPos,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
         const SQL: &str = concat!(
-            "SELECT ", event_columns!(), " FROM events WHERE event_id IN ",
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE event_id IN ",
             "(SELECT event_id FROM current_state WHERE room_id = $1 AND stream_pos > $2)"
         );
         fetch_events!(&self.inner.db, sqlx::query(SQL).bind(room_id).bind(after.0))
     }
 
     /// The newest event of a room: the one new events point at.
-    pub async fn room_latest_event(&self, room_id: &str) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
+    pub async fn room_latest_event(
+        &self,
+        room_id: &str,
+    ) -> Result<Option<(StreamPos, PersistedEvent)>, StoreError> {
         const SQL: &str = concat!(
-            "SELECT ", event_columns!(), " FROM events WHERE room_id = $1 ORDER BY stream_pos DESC LIMIT 1"
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE room_id = $1 ORDER BY stream_pos DESC LIMIT 1"
         );
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(SQL).bind(room_id).fetch_optional(pool).await?;
@@ -140,7 +156,11 @@ impl Store {
         let done = on_pool!(&self.inner.db, pool =>
             sqlx::query("UPDATE rooms SET is_public = $1 WHERE room_id = $2")
                 .bind(public).bind(room_id).execute(pool).await?.rows_affected());
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     /// The rooms published in the directory.
@@ -154,7 +174,13 @@ impl Store {
     }
 
     /// Creates an alias; `Ok(false)` if it is taken.
-    pub async fn create_alias(&self, alias: &str, room_id: &str, creator: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn create_alias(
+        &self,
+        alias: &str,
+        room_id: &str,
+        creator: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let done = on_pool!(&self.inner.db, pool =>
             sqlx::query(
                 "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES ($1, $2, $3, $4) \
@@ -195,7 +221,11 @@ impl Store {
     }
 
     /// A user's account data changed after `after` (global and per room).
-    pub async fn account_data_since(&self, user_id: &str, after: StreamPos) -> Result<Vec<AccountDataRow>, StoreError> {
+    pub async fn account_data_since(
+        &self,
+        user_id: &str,
+        after: StreamPos,
+    ) -> Result<Vec<AccountDataRow>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
                 "SELECT room_id, data_type, content, stream_pos FROM account_data \
@@ -220,7 +250,12 @@ impl Store {
     }
 
     /// One piece of account data.
-    pub async fn account_data(&self, user_id: &str, room_id: Option<&str>, data_type: &str) -> Result<Option<String>, StoreError> {
+    pub async fn account_data(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query(
                 "SELECT content FROM account_data WHERE user_id = $1 AND room_id = $2 AND data_type = $3",
@@ -235,7 +270,11 @@ impl Store {
     }
 
     /// Receipts in a room written after `after`.
-    pub async fn receipts_since(&self, room_id: &str, after: StreamPos) -> Result<Vec<ReceiptRow>, StoreError> {
+    pub async fn receipts_since(
+        &self,
+        room_id: &str,
+        after: StreamPos,
+    ) -> Result<Vec<ReceiptRow>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
                 "SELECT room_id, receipt_type, user_id, event_id, ts, stream_pos FROM receipts \
@@ -281,7 +320,11 @@ impl Store {
     }
 
     /// A stored filter.
-    pub async fn filter(&self, user_id: &str, filter_id: i64) -> Result<Option<String>, StoreError> {
+    pub async fn filter(
+        &self,
+        user_id: &str,
+        filter_id: i64,
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let row = sqlx::query("SELECT json FROM filters WHERE user_id = $1 AND filter_id = $2")
                 .bind(user_id)
@@ -294,8 +337,18 @@ impl Store {
 
     /// Local users whose localpart or display name contains `term` (case-insensitive),
     /// at most `limit`: (localpart, display name, avatar URL).
-    pub async fn search_users(&self, term: &str, limit: u32) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
-        let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    pub async fn search_users(
+        &self,
+        term: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
+        let pattern = format!(
+            "%{}%",
+            term.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
                 "SELECT localpart, displayname, avatar_url FROM users WHERE deactivated = FALSE AND \

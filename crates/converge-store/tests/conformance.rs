@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    Direction, EventWrite, MediaRow, NewRoom, Redaction, ThumbnailRow,
-    NewSession, NewUser, RegistrationToken, Store, StoreError, StoreOptions, WriteOp, testing,
+    Direction, EventWrite, MediaRow, NewRoom, NewSession, NewUser, Redaction, RegistrationToken,
+    Store, StoreError, StoreOptions, ThumbnailRow, WriteOp, testing,
 };
 
 /// A store under test plus whatever keeps it alive (a temp dir) and a way to reopen it.
@@ -142,7 +142,10 @@ fn event(n: usize) -> PersistedEvent {
 }
 
 fn write(event: PersistedEvent) -> WriteOp {
-    WriteOp::Event(Box::new(EventWrite { event, ..Default::default() }))
+    WriteOp::Event(Box::new(EventWrite {
+        event,
+        ..Default::default()
+    }))
 }
 
 async fn users_are_created_once(h: &Harness) {
@@ -655,44 +658,133 @@ async fn rooms_keep_current_state_and_memberships(h: &Harness) {
         }),
         ..Default::default()
     };
-    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
+    store
+        .append(WriteOp::Event(Box::new(create)))
+        .await
+        .unwrap();
     let join = |n: usize, user: &str, membership: &str| EventWrite {
-        event: state_event(n, "m.room.member", user, &format!(r#"{{"membership":"{membership}"}}"#)),
+        event: state_event(
+            n,
+            "m.room.member",
+            user,
+            &format!(r#"{{"membership":"{membership}"}}"#),
+        ),
         membership: Some((user.to_owned(), membership.to_owned())),
         ..Default::default()
     };
-    store.append(WriteOp::Event(Box::new(join(2, "@alice:localhost", "join")))).await.unwrap();
-    let invite_pos = store.append(WriteOp::Event(Box::new(join(3, "@bob:localhost", "invite")))).await.unwrap();
-    store.append(write(state_event(4, "m.room.name", "", r#"{"name":"one"}"#))).await.unwrap();
-    let renamed = store.append(write(state_event(5, "m.room.name", "", r#"{"name":"two"}"#))).await.unwrap();
+    store
+        .append(WriteOp::Event(Box::new(join(
+            2,
+            "@alice:localhost",
+            "join",
+        ))))
+        .await
+        .unwrap();
+    let invite_pos = store
+        .append(WriteOp::Event(Box::new(join(
+            3,
+            "@bob:localhost",
+            "invite",
+        ))))
+        .await
+        .unwrap();
+    store
+        .append(write(state_event(
+            4,
+            "m.room.name",
+            "",
+            r#"{"name":"one"}"#,
+        )))
+        .await
+        .unwrap();
+    let renamed = store
+        .append(write(state_event(
+            5,
+            "m.room.name",
+            "",
+            r#"{"name":"two"}"#,
+        )))
+        .await
+        .unwrap();
 
-    let room = store.room("!room:localhost").await.unwrap().expect("room recorded");
-    assert_eq!((room.room_version.as_str(), room.creator.as_str(), room.is_public), ("10", "@alice:localhost", false));
+    let room = store
+        .room("!room:localhost")
+        .await
+        .unwrap()
+        .expect("room recorded");
+    assert_eq!(
+        (
+            room.room_version.as_str(),
+            room.creator.as_str(),
+            room.is_public
+        ),
+        ("10", "@alice:localhost", false)
+    );
     assert_eq!(store.room("!other:localhost").await.unwrap(), None);
 
     let state = store.room_state("!room:localhost").await.unwrap();
-    let mut keys: Vec<_> = state.iter().map(|(_, e)| (e.event_type.clone(), e.state_key.clone().unwrap())).collect();
+    let mut keys: Vec<_> = state
+        .iter()
+        .map(|(_, e)| (e.event_type.clone(), e.state_key.clone().unwrap()))
+        .collect();
     keys.sort();
     assert_eq!(keys.len(), 4, "{keys:?}");
-    let (pos, name) = state.iter().find(|(_, e)| e.event_type == "m.room.name").unwrap();
+    let (pos, name) = state
+        .iter()
+        .find(|(_, e)| e.event_type == "m.room.name")
+        .unwrap();
     assert_eq!((*pos, name.json.as_str()), (renamed, r#"{"name":"two"}"#));
 
     let bob = store.user_memberships("@bob:localhost").await.unwrap();
     assert_eq!(bob.len(), 1);
-    assert_eq!((bob[0].membership.as_str(), bob[0].stream_pos, bob[0].forgotten), ("invite", invite_pos, false));
-    store.append(WriteOp::Event(Box::new(join(6, "@bob:localhost", "leave")))).await.unwrap();
-    store.forget_room("@bob:localhost", "!room:localhost").await.unwrap();
+    assert_eq!(
+        (
+            bob[0].membership.as_str(),
+            bob[0].stream_pos,
+            bob[0].forgotten
+        ),
+        ("invite", invite_pos, false)
+    );
+    store
+        .append(WriteOp::Event(Box::new(join(6, "@bob:localhost", "leave"))))
+        .await
+        .unwrap();
+    store
+        .forget_room("@bob:localhost", "!room:localhost")
+        .await
+        .unwrap();
     let bob = store.user_memberships("@bob:localhost").await.unwrap();
-    assert_eq!((bob[0].membership.as_str(), bob[0].forgotten), ("leave", true));
+    assert_eq!(
+        (bob[0].membership.as_str(), bob[0].forgotten),
+        ("leave", true)
+    );
     // A new membership un-forgets.
-    store.append(WriteOp::Event(Box::new(join(7, "@bob:localhost", "invite")))).await.unwrap();
+    store
+        .append(WriteOp::Event(Box::new(join(
+            7,
+            "@bob:localhost",
+            "invite",
+        ))))
+        .await
+        .unwrap();
     assert!(!store.user_memberships("@bob:localhost").await.unwrap()[0].forgotten);
 
-    let changed = store.room_state_since("!room:localhost", invite_pos).await.unwrap();
+    let changed = store
+        .room_state_since("!room:localhost", invite_pos)
+        .await
+        .unwrap();
     let mut changed: Vec<_> = changed.iter().map(|(_, e)| e.event_id.as_str()).collect();
     changed.sort();
-    assert_eq!(changed, ["$event5", "$event7"], "the renamed name and bob's latest membership");
-    let (_, latest) = store.room_latest_event("!room:localhost").await.unwrap().unwrap();
+    assert_eq!(
+        changed,
+        ["$event5", "$event7"],
+        "the renamed name and bob's latest membership"
+    );
+    let (_, latest) = store
+        .room_latest_event("!room:localhost")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(latest.event_id, "$event7");
 }
 
@@ -700,7 +792,10 @@ async fn redactions_replace_the_stored_event(h: &Harness) {
     let store = &h.store;
     store.append(write(event(1))).await.unwrap();
     let redaction = EventWrite {
-        event: PersistedEvent { event_type: "m.room.redaction".into(), ..event(2) },
+        event: PersistedEvent {
+            event_type: "m.room.redaction".into(),
+            ..event(2)
+        },
         redaction: Some(Redaction {
             target: "$event1".into(),
             redacted_json: r#"{"content":{}}"#.into(),
@@ -708,10 +803,16 @@ async fn redactions_replace_the_stored_event(h: &Harness) {
         }),
         ..Default::default()
     };
-    store.append(WriteOp::Event(Box::new(redaction))).await.unwrap();
+    store
+        .append(WriteOp::Event(Box::new(redaction)))
+        .await
+        .unwrap();
     let (_, redacted) = store.event("$event1").await.unwrap().unwrap();
     assert_eq!(redacted.json, r#"{"content":{}}"#);
-    assert_eq!(redacted.redacted_because.as_deref(), Some(r#"{"event_id":"$event2"}"#));
+    assert_eq!(
+        redacted.redacted_because.as_deref(),
+        Some(r#"{"event_id":"$event2"}"#)
+    );
 }
 
 async fn room_events_are_read_in_both_directions(h: &Harness) {
@@ -724,12 +825,26 @@ async fn room_events_are_read_in_both_directions(h: &Harness) {
         store.append(write(e)).await.unwrap();
     }
     let room = "!room:localhost";
-    let ids = |events: Vec<(StreamPos, PersistedEvent)>| events.into_iter().map(|(_, e)| e.event_id).collect::<Vec<_>>();
-    let forward = store.room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Forward).await.unwrap();
+    let ids = |events: Vec<(StreamPos, PersistedEvent)>| {
+        events
+            .into_iter()
+            .map(|(_, e)| e.event_id)
+            .collect::<Vec<_>>()
+    };
+    let forward = store
+        .room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Forward)
+        .await
+        .unwrap();
     assert_eq!(ids(forward), ["$event1", "$event3", "$event5"]);
-    let backward = store.room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Backward).await.unwrap();
+    let backward = store
+        .room_events(room, StreamPos(0), StreamPos(100), 3, Direction::Backward)
+        .await
+        .unwrap();
     assert_eq!(ids(backward), ["$event9", "$event7", "$event5"]);
-    let window = store.room_events(room, StreamPos(3), StreamPos(7), 10, Direction::Forward).await.unwrap();
+    let window = store
+        .room_events(room, StreamPos(3), StreamPos(7), 10, Direction::Forward)
+        .await
+        .unwrap();
     assert_eq!(ids(window), ["$event5", "$event7"]);
 }
 
@@ -738,12 +853,28 @@ async fn transactions_and_relations_are_indexed(h: &Harness) {
     let mut sent = event(1);
     sent.txn = Some(("PHONE".into(), "txn-1".into()));
     store.append(write(sent.clone())).await.unwrap();
-    assert_eq!(store.event_by_txn("@alice:localhost", "PHONE", "txn-1").await.unwrap().as_deref(), Some("$event1"));
-    assert_eq!(store.event_by_txn("@alice:localhost", "LAPTOP", "txn-1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .event_by_txn("@alice:localhost", "PHONE", "txn-1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$event1")
+    );
+    assert_eq!(
+        store
+            .event_by_txn("@alice:localhost", "LAPTOP", "txn-1")
+            .await
+            .unwrap(),
+        None
+    );
     // The same transaction cannot be stored twice.
     let mut again = event(2);
     again.txn = sent.txn.clone();
-    assert!(matches!(store.append(write(again)).await, Err(StoreError::DuplicateEvent)));
+    assert!(matches!(
+        store.append(write(again)).await,
+        Err(StoreError::DuplicateEvent)
+    ));
     let (_, stored) = store.event("$event1").await.unwrap().unwrap();
     assert_eq!(stored.txn, sent.txn);
 
@@ -752,15 +883,42 @@ async fn transactions_and_relations_are_indexed(h: &Harness) {
         reaction.relation = Some(("$event1".into(), "m.annotation".into()));
         store.append(write(reaction)).await.unwrap();
     }
-    let related = store.relations("!room:localhost", "$event1", StreamPos(i64::MAX), 2).await.unwrap();
+    let related = store
+        .relations("!room:localhost", "$event1", StreamPos(i64::MAX), 2)
+        .await
+        .unwrap();
     let ids: Vec<_> = related.iter().map(|(_, e)| e.event_id.as_str()).collect();
     assert_eq!(ids, ["$event5", "$event4"]);
-    assert_eq!(related[0].1.relation, Some(("$event1".to_owned(), "m.annotation".to_owned())));
-    let before = store.relations("!room:localhost", "$event1", related[1].0, 10).await.unwrap();
+    assert_eq!(
+        related[0].1.relation,
+        Some(("$event1".to_owned(), "m.annotation".to_owned()))
+    );
+    let before = store
+        .relations("!room:localhost", "$event1", related[1].0, 10)
+        .await
+        .unwrap();
     assert_eq!(before.len(), 1);
-    assert_eq!(store.count_messages_after("!room:localhost", StreamPos(0), "@bob:localhost").await.unwrap(), 4);
-    assert_eq!(store.count_messages_after("!room:localhost", StreamPos(0), "@alice:localhost").await.unwrap(), 0);
-    assert_eq!(store.count_messages_after("!room:localhost", related[1].0, "@bob:localhost").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_messages_after("!room:localhost", StreamPos(0), "@bob:localhost")
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .count_messages_after("!room:localhost", StreamPos(0), "@alice:localhost")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count_messages_after("!room:localhost", related[1].0, "@bob:localhost")
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
@@ -772,15 +930,41 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
         content: content.into(),
     };
     let first = store.append(data(None, "{\"a\":1}")).await.unwrap();
-    store.append(data(Some("!room:localhost"), "{\"b\":1}")).await.unwrap();
+    store
+        .append(data(Some("!room:localhost"), "{\"b\":1}"))
+        .await
+        .unwrap();
     let last = store.append(data(None, "{\"a\":2}")).await.unwrap();
-    assert_eq!(store.account_data("@alice:localhost", None, "m.tag").await.unwrap().as_deref(), Some("{\"a\":2}"));
-    assert_eq!(store.account_data("@alice:localhost", Some("!room:localhost"), "m.tag").await.unwrap().as_deref(), Some("{\"b\":1}"));
-    let since = store.account_data_since("@alice:localhost", first).await.unwrap();
+    assert_eq!(
+        store
+            .account_data("@alice:localhost", None, "m.tag")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"a\":2}")
+    );
+    assert_eq!(
+        store
+            .account_data("@alice:localhost", Some("!room:localhost"), "m.tag")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"b\":1}")
+    );
+    let since = store
+        .account_data_since("@alice:localhost", first)
+        .await
+        .unwrap();
     assert_eq!(since.len(), 2);
     assert_eq!(since.last().unwrap().stream_pos, last);
     assert_eq!(since[0].room_id.as_deref(), Some("!room:localhost"));
-    assert!(store.account_data_since("@alice:localhost", last).await.unwrap().is_empty());
+    assert!(
+        store
+            .account_data_since("@alice:localhost", last)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let receipt = |event_id: &str| WriteOp::Receipt {
         room_id: "!room:localhost".into(),
@@ -791,20 +975,62 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
     };
     let r1 = store.append(receipt("$e1")).await.unwrap();
     store.append(receipt("$e2")).await.unwrap();
-    let receipts = store.receipts_since("!room:localhost", StreamPos(0)).await.unwrap();
+    let receipts = store
+        .receipts_since("!room:localhost", StreamPos(0))
+        .await
+        .unwrap();
     assert_eq!(receipts.len(), 1, "one receipt per user and type");
     assert_eq!(receipts[0].event_id, "$e2");
-    assert_eq!(store.receipts_since("!room:localhost", r1).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .receipts_since("!room:localhost", r1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Receipts point at events; the read position is the newest such event's position.
-    assert_eq!(store.read_position("!room:localhost", "@alice:localhost").await.unwrap(), None, "no such events stored");
+    assert_eq!(
+        store
+            .read_position("!room:localhost", "@alice:localhost")
+            .await
+            .unwrap(),
+        None,
+        "no such events stored"
+    );
     let read = store.append(write(event(77))).await.unwrap();
     store.append(receipt("$event77")).await.unwrap();
-    assert_eq!(store.read_position("!room:localhost", "@alice:localhost").await.unwrap(), Some(read));
+    assert_eq!(
+        store
+            .read_position("!room:localhost", "@alice:localhost")
+            .await
+            .unwrap(),
+        Some(read)
+    );
 
-    assert_eq!(store.create_filter("@alice:localhost", "{}").await.unwrap(), 0);
-    assert_eq!(store.create_filter("@alice:localhost", "{\"x\":1}").await.unwrap(), 1);
-    assert_eq!(store.create_filter("@bob:localhost", "{}").await.unwrap(), 0);
-    assert_eq!(store.filter("@alice:localhost", 1).await.unwrap().as_deref(), Some("{\"x\":1}"));
+    assert_eq!(
+        store.create_filter("@alice:localhost", "{}").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .create_filter("@alice:localhost", "{\"x\":1}")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.create_filter("@bob:localhost", "{}").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .filter("@alice:localhost", 1)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"x\":1}")
+    );
     assert_eq!(store.filter("@bob:localhost", 1).await.unwrap(), None);
 }
 
@@ -812,32 +1038,85 @@ async fn aliases_directory_and_user_search(h: &Harness) {
     let store = &h.store;
     let create = EventWrite {
         event: state_event(1, "m.room.create", "", "{}"),
-        new_room: Some(NewRoom { room_id: "!room:localhost".into(), room_version: "10".into(), creator: "@a:localhost".into(), created_ts: 1 }),
+        new_room: Some(NewRoom {
+            room_id: "!room:localhost".into(),
+            room_version: "10".into(),
+            creator: "@a:localhost".into(),
+            created_ts: 1,
+        }),
         ..Default::default()
     };
-    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
-    assert!(store.create_alias("#hall:localhost", "!room:localhost", "@a:localhost", 1).await.unwrap());
-    assert!(!store.create_alias("#hall:localhost", "!other:localhost", "@b:localhost", 1).await.unwrap());
-    assert!(store.create_alias("#lobby:localhost", "!room:localhost", "@a:localhost", 1).await.unwrap());
-    assert_eq!(store.alias("#hall:localhost").await.unwrap(), Some(("!room:localhost".into(), "@a:localhost".into())));
-    assert_eq!(store.room_aliases("!room:localhost").await.unwrap(), ["#hall:localhost", "#lobby:localhost"]);
+    store
+        .append(WriteOp::Event(Box::new(create)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_alias("#hall:localhost", "!room:localhost", "@a:localhost", 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_alias("#hall:localhost", "!other:localhost", "@b:localhost", 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_alias("#lobby:localhost", "!room:localhost", "@a:localhost", 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.alias("#hall:localhost").await.unwrap(),
+        Some(("!room:localhost".into(), "@a:localhost".into()))
+    );
+    assert_eq!(
+        store.room_aliases("!room:localhost").await.unwrap(),
+        ["#hall:localhost", "#lobby:localhost"]
+    );
     assert!(store.delete_alias("#hall:localhost").await.unwrap());
     assert!(!store.delete_alias("#hall:localhost").await.unwrap());
     assert_eq!(store.alias("#hall:localhost").await.unwrap(), None);
 
     assert!(store.public_rooms().await.unwrap().is_empty());
-    store.set_room_public("!room:localhost", true).await.unwrap();
+    store
+        .set_room_public("!room:localhost", true)
+        .await
+        .unwrap();
     assert_eq!(store.public_rooms().await.unwrap(), ["!room:localhost"]);
-    assert!(matches!(store.set_room_public("!nope:localhost", true).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.set_room_public("!nope:localhost", true).await,
+        Err(StoreError::NotFound)
+    ));
 
     for name in ["alice", "alfred", "bob", "under_score"] {
-        store.create_user(&new_user(name), None, None).await.unwrap();
+        store
+            .create_user(&new_user(name), None, None)
+            .await
+            .unwrap();
     }
-    store.set_displayname("bob", Some("Bobby Alpha")).await.unwrap();
-    let found: Vec<_> = store.search_users("AL", 10).await.unwrap().into_iter().map(|(l, _, _)| l).collect();
+    store
+        .set_displayname("bob", Some("Bobby Alpha"))
+        .await
+        .unwrap();
+    let found: Vec<_> = store
+        .search_users("AL", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(l, _, _)| l)
+        .collect();
     assert_eq!(found, ["alfred", "alice", "bob"]);
     // LIKE wildcards in the term are taken literally.
-    let found: Vec<_> = store.search_users("e%s", 10).await.unwrap().into_iter().map(|(l, _, _)| l).collect();
+    let found: Vec<_> = store
+        .search_users("e%s", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(l, _, _)| l)
+        .collect();
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(store.search_users("al", 1).await.unwrap().len(), 1);
 }
@@ -865,30 +1144,91 @@ fn media(id: &str, sha: Option<&str>, created_ts: i64) -> MediaRow {
         filename: None,
         size: sha.map(|_| 10),
         created_ts,
-        pending_until: if sha.is_none() { Some(created_ts + 100) } else { None },
+        pending_until: if sha.is_none() {
+            Some(created_ts + 100)
+        } else {
+            None
+        },
     }
 }
 
 async fn media_rows_reservations_thumbnails_and_purge(h: &Harness) {
     let store = &h.store;
-    store.insert_media(&media("A", Some("aaa"), 10)).await.unwrap();
-    store.insert_media(&media("B", Some("aaa"), 20)).await.unwrap();
+    store
+        .insert_media(&media("A", Some("aaa"), 10))
+        .await
+        .unwrap();
+    store
+        .insert_media(&media("B", Some("aaa"), 20))
+        .await
+        .unwrap();
     store.insert_media(&media("R", None, 30)).await.unwrap();
-    assert_eq!(store.media("A").await.unwrap().unwrap().sha256.as_deref(), Some("aaa"));
+    assert_eq!(
+        store.media("A").await.unwrap().unwrap().sha256.as_deref(),
+        Some("aaa")
+    );
     assert_eq!(store.media("nope").await.unwrap(), None);
-    assert_eq!(store.pending_media_count("@alice:localhost", 50).await.unwrap(), 1);
-    assert_eq!(store.pending_media_count("@alice:localhost", 500).await.unwrap(), 0, "lapsed");
+    assert_eq!(
+        store
+            .pending_media_count("@alice:localhost", 50)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .pending_media_count("@alice:localhost", 500)
+            .await
+            .unwrap(),
+        0,
+        "lapsed"
+    );
     // Only the reserving user fills a reservation, once.
-    assert!(!store.complete_media("R", "@bob:localhost", "rrr", None, None, 3).await.unwrap());
-    assert!(store.complete_media("R", "@alice:localhost", "rrr", Some("text/plain"), Some("r.txt"), 3).await.unwrap());
-    assert!(!store.complete_media("R", "@alice:localhost", "sss", None, None, 3).await.unwrap());
+    assert!(
+        !store
+            .complete_media("R", "@bob:localhost", "rrr", None, None, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete_media(
+                "R",
+                "@alice:localhost",
+                "rrr",
+                Some("text/plain"),
+                Some("r.txt"),
+                3
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .complete_media("R", "@alice:localhost", "sss", None, None, 3)
+            .await
+            .unwrap()
+    );
     let r = store.media("R").await.unwrap().unwrap();
-    assert_eq!((r.sha256.as_deref(), r.filename.as_deref(), r.pending_until), (Some("rrr"), Some("r.txt"), None));
+    assert_eq!(
+        (r.sha256.as_deref(), r.filename.as_deref(), r.pending_until),
+        (Some("rrr"), Some("r.txt"), None)
+    );
 
-    let thumb = ThumbnailRow { width: 32, height: 32, method: "crop".into(), content_type: "image/png".into(), sha256: "ttt".into(), size: 5 };
+    let thumb = ThumbnailRow {
+        width: 32,
+        height: 32,
+        method: "crop".into(),
+        content_type: "image/png".into(),
+        sha256: "ttt".into(),
+        size: 5,
+    };
     store.insert_thumbnail("A", &thumb).await.unwrap();
     store.insert_thumbnail("A", &thumb).await.unwrap();
-    assert_eq!(store.thumbnail("A", 32, 32, "crop").await.unwrap(), Some(thumb));
+    assert_eq!(
+        store.thumbnail("A", 32, 32, "crop").await.unwrap(),
+        Some(thumb)
+    );
     assert_eq!(store.thumbnail("A", 96, 96, "crop").await.unwrap(), None);
 
     // Purging A (before 15): its content is still used by B, its thumbnail's is not.
@@ -899,9 +1239,29 @@ async fn media_rows_reservations_thumbnails_and_purge(h: &Harness) {
     let (deleted, orphans) = store.purge_media_before(25).await.unwrap();
     assert_eq!((deleted, orphans), (1, vec!["aaa".to_owned()]));
 
-    store.put_url_preview("https://x/", "{}", 100).await.unwrap();
-    assert_eq!(store.url_preview("https://x/", 50).await.unwrap().as_deref(), Some("{}"));
-    assert_eq!(store.url_preview("https://x/", 150).await.unwrap(), None, "too old");
-    assert_eq!(store.server_meta_or_insert("k", "first").await.unwrap(), "first");
-    assert_eq!(store.server_meta_or_insert("k", "second").await.unwrap(), "first");
+    store
+        .put_url_preview("https://x/", "{}", 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .url_preview("https://x/", 50)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{}")
+    );
+    assert_eq!(
+        store.url_preview("https://x/", 150).await.unwrap(),
+        None,
+        "too old"
+    );
+    assert_eq!(
+        store.server_meta_or_insert("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.server_meta_or_insert("k", "second").await.unwrap(),
+        "first"
+    );
 }

@@ -28,15 +28,36 @@ pub fn routes() -> Router<AppState> {
         .route("/_matrix/media/v3/upload", post(upload))
         .route("/_matrix/media/r0/upload", post(upload))
         .route("/_matrix/media/v1/create", post(create))
-        .route("/_matrix/media/v3/upload/{server_name}/{media_id}", put(upload_reserved))
+        .route(
+            "/_matrix/media/v3/upload/{server_name}/{media_id}",
+            put(upload_reserved),
+        )
         .route("/_matrix/client/v1/media/config", get(config))
         .route("/_matrix/media/v3/config", get(config))
-        .route("/_matrix/client/v1/media/download/{server_name}/{media_id}", get(download))
-        .route("/_matrix/client/v1/media/download/{server_name}/{media_id}/{file_name}", get(download_named))
-        .route("/_matrix/media/v3/download/{server_name}/{media_id}", get(legacy_download))
-        .route("/_matrix/media/v3/download/{server_name}/{media_id}/{file_name}", get(legacy_download_named))
-        .route("/_matrix/client/v1/media/thumbnail/{server_name}/{media_id}", get(thumbnail))
-        .route("/_matrix/media/v3/thumbnail/{server_name}/{media_id}", get(legacy_thumbnail))
+        .route(
+            "/_matrix/client/v1/media/download/{server_name}/{media_id}",
+            get(download),
+        )
+        .route(
+            "/_matrix/client/v1/media/download/{server_name}/{media_id}/{file_name}",
+            get(download_named),
+        )
+        .route(
+            "/_matrix/media/v3/download/{server_name}/{media_id}",
+            get(legacy_download),
+        )
+        .route(
+            "/_matrix/media/v3/download/{server_name}/{media_id}/{file_name}",
+            get(legacy_download_named),
+        )
+        .route(
+            "/_matrix/client/v1/media/thumbnail/{server_name}/{media_id}",
+            get(thumbnail),
+        )
+        .route(
+            "/_matrix/media/v3/thumbnail/{server_name}/{media_id}",
+            get(legacy_thumbnail),
+        )
         .route("/_matrix/client/v1/media/preview_url", get(preview_url))
         .route("/_matrix/media/v3/preview_url", get(preview_url))
 }
@@ -66,15 +87,26 @@ async fn upload(
     let uri = state
         .services
         .media
-        .upload(&caller, content_type, query.filename.as_deref(), declared_length(&headers), body)
+        .upload(
+            &caller,
+            content_type,
+            query.filename.as_deref(),
+            declared_length(&headers),
+            body,
+        )
         .await?;
     Ok(Json(json!({ "content_uri": uri })))
 }
 
 /// `POST /_matrix/media/v1/create`.
-async fn create(State(state): State<AppState>, Authed(caller): Authed) -> Result<Json<serde_json::Value>> {
+async fn create(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<serde_json::Value>> {
     let (uri, expires) = state.services.media.create(&caller).await?;
-    Ok(Json(json!({ "content_uri": uri, "unused_expires_at": expires })))
+    Ok(Json(
+        json!({ "content_uri": uri, "unused_expires_at": expires }),
+    ))
 }
 
 /// `PUT /_matrix/media/v3/upload/{serverName}/{mediaId}`.
@@ -90,7 +122,15 @@ async fn upload_reserved(
     state
         .services
         .media
-        .upload_reserved(&caller, &server_name, &media_id, content_type, query.filename.as_deref(), declared_length(&headers), body)
+        .upload_reserved(
+            &caller,
+            &server_name,
+            &media_id,
+            content_type,
+            query.filename.as_deref(),
+            declared_length(&headers),
+            body,
+        )
         .await?;
     Ok(Json(json!({})))
 }
@@ -106,7 +146,11 @@ async fn download(
     Path((server_name, media_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let file = state.services.media.open(&server_name, &media_id, false).await?;
+    let file = state
+        .services
+        .media
+        .open(&server_name, &media_id, false)
+        .await?;
     serve(file, None, &headers).await
 }
 
@@ -116,7 +160,11 @@ async fn download_named(
     Path((server_name, media_id, file_name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let file = state.services.media.open(&server_name, &media_id, false).await?;
+    let file = state
+        .services
+        .media
+        .open(&server_name, &media_id, false)
+        .await?;
     serve(file, Some(file_name), &headers).await
 }
 
@@ -125,7 +173,11 @@ async fn legacy_download(
     Path((server_name, media_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let file = state.services.media.open(&server_name, &media_id, true).await?;
+    let file = state
+        .services
+        .media
+        .open(&server_name, &media_id, true)
+        .await?;
     serve(file, None, &headers).await
 }
 
@@ -134,7 +186,11 @@ async fn legacy_download_named(
     Path((server_name, media_id, file_name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let file = state.services.media.open(&server_name, &media_id, true).await?;
+    let file = state
+        .services
+        .media
+        .open(&server_name, &media_id, true)
+        .await?;
     serve(file, Some(file_name), &headers).await
 }
 
@@ -147,19 +203,27 @@ struct ThumbnailQuery {
 
 fn thumbnail_spec(query: &ThumbnailQuery) -> Result<ThumbnailSpec> {
     let dimension = |value: &Option<String>, name: &str| -> Result<i64> {
-        let value = value.as_deref().ok_or_else(|| Error::MissingParam(format!("{name} is required")))?;
+        let value = value
+            .as_deref()
+            .ok_or_else(|| Error::MissingParam(format!("{name} is required")))?;
         value
             .parse::<i64>()
             .ok()
             .filter(|v| (1..=10_000).contains(v))
-            .ok_or_else(|| Error::InvalidParam(format!("{name} must be a whole number from 1 to 10000")))
+            .ok_or_else(|| {
+                Error::InvalidParam(format!("{name} must be a whole number from 1 to 10000"))
+            })
     };
     let method = match query.method.as_deref() {
         None => crate::service::media::thumbnail_method("scale"),
         Some(m) => crate::service::media::thumbnail_method(m),
     }
     .ok_or_else(|| Error::InvalidParam("method must be scale or crop".into()))?;
-    Ok(ThumbnailSpec { width: dimension(&query.width, "width")?, height: dimension(&query.height, "height")?, method })
+    Ok(ThumbnailSpec {
+        width: dimension(&query.width, "width")?,
+        height: dimension(&query.height, "height")?,
+        method,
+    })
 }
 
 async fn thumbnail(
@@ -170,7 +234,11 @@ async fn thumbnail(
     headers: HeaderMap,
 ) -> Result<Response> {
     let spec = thumbnail_spec(&query)?;
-    let file = state.services.media.thumbnail(&server_name, &media_id, spec, false).await?;
+    let file = state
+        .services
+        .media
+        .thumbnail(&server_name, &media_id, spec, false)
+        .await?;
     serve(file, None, &headers).await
 }
 
@@ -181,7 +249,11 @@ async fn legacy_thumbnail(
     headers: HeaderMap,
 ) -> Result<Response> {
     let spec = thumbnail_spec(&query)?;
-    let file = state.services.media.thumbnail(&server_name, &media_id, spec, true).await?;
+    let file = state
+        .services
+        .media
+        .thumbnail(&server_name, &media_id, spec, true)
+        .await?;
     serve(file, None, &headers).await
 }
 
@@ -196,14 +268,20 @@ async fn preview_url(
     Authed(caller): Authed,
     Query(query): Query<PreviewQuery>,
 ) -> Result<Json<serde_json::Value>> {
-    let url = query.url.ok_or_else(|| Error::MissingParam("url is required".into()))?;
+    let url = query
+        .url
+        .ok_or_else(|| Error::MissingParam("url is required".into()))?;
     Ok(Json(state.services.media.preview_url(&caller, &url).await?))
 }
 
 /// The headers that make any served file harmless in a browser: no sniffing, no scripts,
 /// no plugins, and an attachment unless the type is on the inline allowlist.
 pub fn safe_headers(headers: &mut HeaderMap, content_type: &str, filename: Option<&str>) {
-    let disposition = if inline_allowed(content_type) { "inline" } else { "attachment" };
+    let disposition = if inline_allowed(content_type) {
+        "inline"
+    } else {
+        "attachment"
+    };
     let value = match filename {
         Some(name) => format!("{disposition}; filename*=utf-8''{}", rfc5987(name)),
         None => disposition.to_owned(),
@@ -211,15 +289,25 @@ pub fn safe_headers(headers: &mut HeaderMap, content_type: &str, filename: Optio
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    let content_type = HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"),
     );
-    headers.insert(header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    headers.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 }
 
@@ -246,9 +334,20 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), 
     }
     let (start, end) = spec.split_once('-')?;
     let range = match (start.trim(), end.trim()) {
-        ("", suffix) => suffix.parse::<u64>().ok().filter(|n| *n > 0).map(|n| (size.saturating_sub(n), size.saturating_sub(1))),
-        (start, "") => start.parse::<u64>().ok().map(|s| (s, size.saturating_sub(1))),
-        (start, end) => start.parse::<u64>().ok().zip(end.parse::<u64>().ok()).map(|(s, e)| (s, e.min(size.saturating_sub(1)))),
+        ("", suffix) => suffix
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| (size.saturating_sub(n), size.saturating_sub(1))),
+        (start, "") => start
+            .parse::<u64>()
+            .ok()
+            .map(|s| (s, size.saturating_sub(1))),
+        (start, end) => start
+            .parse::<u64>()
+            .ok()
+            .zip(end.parse::<u64>().ok())
+            .map(|(s, e)| (s, e.min(size.saturating_sub(1)))),
     };
     Some(match range {
         Some((start, end)) if start <= end && start < size => Ok((start, end)),
@@ -257,9 +356,15 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), 
 }
 
 /// Streams a stored file (or the asked byte range of it) with the safety headers.
-async fn serve(file: MediaFile, file_name: Option<String>, request: &HeaderMap) -> Result<Response> {
+async fn serve(
+    file: MediaFile,
+    file_name: Option<String>,
+    request: &HeaderMap,
+) -> Result<Response> {
     let filename = file_name.or(file.filename.clone());
-    let mut handle = tokio::fs::File::open(&file.path).await.map_err(Error::internal)?;
+    let mut handle = tokio::fs::File::open(&file.path)
+        .await
+        .map_err(Error::internal)?;
     let (status, start, length) = match requested_range(request, file.size) {
         None => (StatusCode::OK, 0, file.size),
         Some(Ok((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -268,12 +373,19 @@ async fn serve(file: MediaFile, file_name: Option<String>, request: &HeaderMap) 
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", file.size)) {
                 response.headers_mut().insert(header::CONTENT_RANGE, v);
             }
-            safe_headers(response.headers_mut(), &file.content_type, filename.as_deref());
+            safe_headers(
+                response.headers_mut(),
+                &file.content_type,
+                filename.as_deref(),
+            );
             return Ok(response);
         }
     };
     if start > 0 {
-        handle.seek(SeekFrom::Start(start)).await.map_err(Error::internal)?;
+        handle
+            .seek(SeekFrom::Start(start))
+            .await
+            .map_err(Error::internal)?;
     }
     let body = Body::from_stream(ReaderStream::new(handle.take(length)));
     let mut response = (status, body).into_response();
@@ -281,7 +393,11 @@ async fn serve(file: MediaFile, file_name: Option<String>, request: &HeaderMap) 
     safe_headers(headers, &file.content_type, filename.as_deref());
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{}", start + length - 1, file.size))
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {start}-{}/{}",
+            start + length - 1,
+            file.size
+        ))
     {
         headers.insert(header::CONTENT_RANGE, v);
     }

@@ -2,8 +2,8 @@
 
 pub mod admin;
 pub mod client;
-pub mod media;
 mod extract;
+pub mod media;
 pub mod ops;
 mod ruma;
 

@@ -104,13 +104,20 @@ where
         // An empty body on an endpoint whose fields are all optional means `{}`; matrix-nio
         // and others send joins without a body.
         let bytes = if bytes.is_empty() {
-            if matches!(parts.method, Method::POST | Method::PUT) { Bytes::from_static(b"{}") } else { bytes }
+            if matches!(parts.method, Method::POST | Method::PUT) {
+                Bytes::from_static(b"{}")
+            } else {
+                bytes
+            }
         } else {
             normalize_json(bytes)?
         };
         // Routes registered without a trailing optional segment (the state key of the state
         // endpoints) leave it empty, which is its default.
-        let expected = T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.matches('{').count());
+        let expected = T::PATH_BUILDER
+            .all_paths()
+            .next()
+            .map_or(0, |p| p.matches('{').count());
         let mut path_args = path_args;
         while path_args.len() < expected {
             path_args.push(String::new());
@@ -252,6 +259,17 @@ pub trait RouterExt {
         X: 'static;
 }
 
+/// The stable paths of a Ruma endpoint and the method filter it is served under.
+fn stable_paths<T: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
+    let filter = MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
+    let builder = T::PATH_BUILDER;
+    let paths = builder
+        .all_paths()
+        .filter(|path| !path.contains("/unstable/"))
+        .collect();
+    (filter, paths)
+}
+
 impl RouterExt for Router<AppState> {
     fn ruma<T, H, X>(self, handler: H) -> Self
     where
@@ -259,14 +277,10 @@ impl RouterExt for Router<AppState> {
         H: Handler<X, AppState>,
         X: 'static,
     {
-        let filter =
-            MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
-        T::PATH_BUILDER
-            .all_paths()
-            .filter(|path| !path.contains("/unstable/"))
-            .fold(self, |router, path| {
-                router.route(path, on(filter, handler.clone()))
-            })
+        let (filter, paths) = stable_paths::<T>();
+        paths.into_iter().fold(self, |router, path| {
+            router.route(path, on(filter, handler.clone()))
+        })
     }
 
     fn ruma_without_last<T, H, X>(self, handler: H) -> Self
@@ -275,11 +289,9 @@ impl RouterExt for Router<AppState> {
         H: Handler<X, AppState>,
         X: 'static,
     {
-        let filter =
-            MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
-        T::PATH_BUILDER
-            .all_paths()
-            .filter(|path| !path.contains("/unstable/"))
+        let (filter, paths) = stable_paths::<T>();
+        paths
+            .into_iter()
             .filter_map(|path| path.rsplit_once('/').map(|(head, _)| head))
             .fold(self, |router, head| {
                 router

@@ -26,18 +26,27 @@ pub struct AccountData {
 
 impl AccountData {
     pub fn new(store: Store, rooms: Arc<Rooms>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { store, rooms, notifier }
+        Self {
+            store,
+            rooms,
+            notifier,
+        }
     }
 
     fn check_self(caller: &Caller, user_id: &str) -> Result<()> {
         if caller.user_id.as_str() != user_id {
-            return Err(Error::forbidden("you can only access your own account data"));
+            return Err(Error::forbidden(
+                "you can only access your own account data",
+            ));
         }
         Ok(())
     }
 
     async fn check_room(&self, caller: &Caller, room_id: &str) -> Result<()> {
-        let membership = self.rooms.snapshot(room_id, |room| room.membership(caller.user_id.as_str())).await?;
+        let membership = self
+            .rooms
+            .snapshot(room_id, |room| room.membership(caller.user_id.as_str()))
+            .await?;
         if membership == Membership::Leave {
             return Err(Error::forbidden("you are not in this room"));
         }
@@ -45,10 +54,19 @@ impl AccountData {
     }
 
     /// `PUT /user/{userId}[/rooms/{roomId}]/account_data/{type}`.
-    pub async fn set(&self, caller: &Caller, user_id: &str, room_id: Option<&str>, data_type: &str, content: Value) -> Result<()> {
+    pub async fn set(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+        content: Value,
+    ) -> Result<()> {
         Self::check_self(caller, user_id)?;
         if matches!(data_type, "m.fully_read" | "m.push_rules") {
-            return Err(Error::BadJson(format!("{data_type} cannot be set through this endpoint")));
+            return Err(Error::BadJson(format!(
+                "{data_type} cannot be set through this endpoint"
+            )));
         }
         if let Some(room_id) = room_id {
             self.check_room(caller, room_id).await?;
@@ -56,13 +74,21 @@ impl AccountData {
         self.write(caller, room_id, data_type, content).await
     }
 
-    async fn write(&self, caller: &Caller, room_id: Option<&str>, data_type: &str, content: Value) -> Result<()> {
+    async fn write(
+        &self,
+        caller: &Caller,
+        room_id: Option<&str>,
+        data_type: &str,
+        content: Value,
+    ) -> Result<()> {
         if !content.is_object() {
             return Err(Error::BadJson("account data must be a JSON object".into()));
         }
         let content = content.to_string();
         if content.len() > MAX_ACCOUNT_DATA_BYTES {
-            return Err(Error::TooLarge { limit: MAX_ACCOUNT_DATA_BYTES as u64 });
+            return Err(Error::TooLarge {
+                limit: MAX_ACCOUNT_DATA_BYTES as u64,
+            });
         }
         self.store
             .append(WriteOp::AccountData {
@@ -72,12 +98,19 @@ impl AccountData {
                 content,
             })
             .await?;
-        self.notifier.notify(&mut std::iter::once(caller.user_id.as_str()));
+        self.notifier
+            .notify(&mut std::iter::once(caller.user_id.as_str()));
         Ok(())
     }
 
     /// `GET /user/{userId}[/rooms/{roomId}]/account_data/{type}`.
-    pub async fn get(&self, caller: &Caller, user_id: &str, room_id: Option<&str>, data_type: &str) -> Result<Value> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> Result<Value> {
         Self::check_self(caller, user_id)?;
         let content = self
             .store
@@ -90,13 +123,25 @@ impl AccountData {
     /// `GET /user/{userId}/rooms/{roomId}/tags`.
     pub async fn tags(&self, caller: &Caller, user_id: &str, room_id: &str) -> Result<Value> {
         Self::check_self(caller, user_id)?;
-        let content = self.store.account_data(user_id, Some(room_id), "m.tag").await?;
-        let content: Value = content.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_else(|| json!({ "tags": {} }));
+        let content = self
+            .store
+            .account_data(user_id, Some(room_id), "m.tag")
+            .await?;
+        let content: Value = content
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_else(|| json!({ "tags": {} }));
         Ok(json!({ "tags": content.get("tags").cloned().unwrap_or_else(|| json!({})) }))
     }
 
     /// `PUT /user/{userId}/rooms/{roomId}/tags/{tag}` (`Some`) and `DELETE` (`None`).
-    pub async fn set_tag(&self, caller: &Caller, user_id: &str, room_id: &str, tag: &str, info: Option<Value>) -> Result<()> {
+    pub async fn set_tag(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        room_id: &str,
+        tag: &str,
+        info: Option<Value>,
+    ) -> Result<()> {
         if tag.is_empty() || tag.len() > 255 {
             return Err(Error::InvalidParam("tags are 1 to 255 bytes".into()));
         }
@@ -118,16 +163,38 @@ impl AccountData {
     }
 
     /// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`.
-    pub async fn receipt(&self, caller: &Caller, room_id: &str, receipt_type: &str, event_id: &str) -> Result<()> {
-        let membership = self.rooms.snapshot(room_id, |room| room.membership(caller.user_id.as_str())).await?;
+    pub async fn receipt(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        receipt_type: &str,
+        event_id: &str,
+    ) -> Result<()> {
+        let membership = self
+            .rooms
+            .snapshot(room_id, |room| room.membership(caller.user_id.as_str()))
+            .await?;
         if membership != Membership::Join {
             return Err(Error::forbidden("you are not in this room"));
         }
-        if !self.store.event(event_id).await?.is_some_and(|(_, e)| e.room_id == room_id) {
+        if !self
+            .store
+            .event(event_id)
+            .await?
+            .is_some_and(|(_, e)| e.room_id == room_id)
+        {
             return Err(Error::NotFound("no such event in this room".into()));
         }
         match receipt_type {
-            "m.fully_read" => self.write(caller, Some(room_id), "m.fully_read", json!({ "event_id": event_id })).await,
+            "m.fully_read" => {
+                self.write(
+                    caller,
+                    Some(room_id),
+                    "m.fully_read",
+                    json!({ "event_id": event_id }),
+                )
+                .await
+            }
             "m.read" | "m.read.private" => {
                 self.rooms.begin_write(room_id);
                 let written = self
@@ -140,13 +207,19 @@ impl AccountData {
                         ts: now_ms(),
                     })
                     .await;
-                self.rooms.end_write(room_id, written.as_ref().ok().copied());
+                self.rooms
+                    .end_write(room_id, written.as_ref().ok().copied());
                 written?;
                 if receipt_type == "m.read" {
-                    let interested = self.rooms.snapshot(room_id, |room| room.interested()).await?;
-                    self.notifier.notify(&mut interested.iter().map(String::as_str));
+                    let interested = self
+                        .rooms
+                        .snapshot(room_id, |room| room.interested())
+                        .await?;
+                    self.notifier
+                        .notify(&mut interested.iter().map(String::as_str));
                 } else {
-                    self.notifier.notify(&mut std::iter::once(caller.user_id.as_str()));
+                    self.notifier
+                        .notify(&mut std::iter::once(caller.user_id.as_str()));
                 }
                 Ok(())
             }
@@ -155,15 +228,24 @@ impl AccountData {
     }
 
     /// `POST /rooms/{roomId}/read_markers`.
-    pub async fn read_markers(&self, caller: &Caller, room_id: &str, fully_read: Option<&str>, read: Option<&str>, read_private: Option<&str>) -> Result<()> {
+    pub async fn read_markers(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        fully_read: Option<&str>,
+        read: Option<&str>,
+        read_private: Option<&str>,
+    ) -> Result<()> {
         if let Some(event_id) = fully_read {
-            self.receipt(caller, room_id, "m.fully_read", event_id).await?;
+            self.receipt(caller, room_id, "m.fully_read", event_id)
+                .await?;
         }
         if let Some(event_id) = read {
             self.receipt(caller, room_id, "m.read", event_id).await?;
         }
         if let Some(event_id) = read_private {
-            self.receipt(caller, room_id, "m.read.private", event_id).await?;
+            self.receipt(caller, room_id, "m.read.private", event_id)
+                .await?;
         }
         Ok(())
     }

@@ -15,7 +15,9 @@ use ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use sha2::{Digest, Sha256};
 
 use converge_core::id;
-use converge_store::{Device, NewSession, NewUser, RegistrationToken, Session, Store, StoreError, User};
+use converge_store::{
+    Device, NewSession, NewUser, RegistrationToken, Session, Store, StoreError, User,
+};
 
 use super::now_ms;
 use super::password;
@@ -122,7 +124,12 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub async fn new(config: &Config, store: Store, limiter: Arc<RateLimiter>, rooms: Arc<Rooms>) -> Self {
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        limiter: Arc<RateLimiter>,
+        rooms: Arc<Rooms>,
+    ) -> Self {
         let passwords = password::Passwords::default();
         let dummy_hash = passwords
             .hash(random_string(16))
@@ -181,7 +188,10 @@ impl Accounts {
                         sessions.clear();
                     }
                 }
-                sessions.insert(token_hash.clone(), (session.clone(), std::time::Instant::now()));
+                sessions.insert(
+                    token_hash.clone(),
+                    (session.clone(), std::time::Instant::now()),
+                );
                 session
             }
         };
@@ -268,7 +278,9 @@ impl Accounts {
         if let Some(device_id) = &request.device_id {
             check_device_id(device_id)?;
         }
-        let proof = self.authenticate_interactively("register", flows, auth, None).await?;
+        let proof = self
+            .authenticate_interactively("register", flows, auth, None)
+            .await?;
         let token = proof.registration_token;
         let session = proof.session;
 
@@ -444,7 +456,10 @@ impl Accounts {
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (session, _)| !(session.localpart == localpart && device_id.is_none_or(|d| session.device_id == d)));
+            .retain(|_, (session, _)| {
+                !(session.localpart == localpart
+                    && device_id.is_none_or(|d| session.device_id == d))
+            });
     }
 
     /// `POST /logout`: ends the caller's session and deletes its device.
@@ -474,18 +489,24 @@ impl Accounts {
         auth: Option<AuthData>,
         caller: Option<&Caller>,
     ) -> Result<Proof> {
-        let session = self.uia.session(purpose, auth.as_ref().and_then(AuthData::session))?;
+        let session = self
+            .uia
+            .session(purpose, auth.as_ref().and_then(AuthData::session))?;
         if let Some(auth) = auth {
             match self.check_stage(auth, flows, caller).await? {
                 Ok(Some((stage, token))) => self.uia.complete_stage(&session, stage, token),
                 // A fallback acknowledgement: nothing new was completed.
                 Ok(None) => {}
                 Err(reason) => {
-                    return Err(self.uia.challenge(&session, flows, Some(("M_FORBIDDEN", reason))));
+                    return Err(self
+                        .uia
+                        .challenge(&session, flows, Some(("M_FORBIDDEN", reason))));
                 }
             }
         }
-        self.uia.finished(&session, flows).ok_or_else(|| self.uia.challenge(&session, flows, None))
+        self.uia
+            .finished(&session, flows)
+            .ok_or_else(|| self.uia.challenge(&session, flows, None))
     }
 
     /// Checks one UIA stage. The inner error is the reason the stage failed.
@@ -511,7 +532,9 @@ impl Accounts {
                 }
             }
             AuthData::Password(stage) if offered(Stage::Password) => {
-                let Some(caller) = caller else { return Ok(Err("no user to check a password for")) };
+                let Some(caller) = caller else {
+                    return Ok(Err("no user to check a password for"));
+                };
                 let names_caller = match &stage.identifier {
                     UserIdentifier::Matrix(m) => {
                         id::login_localpart(&m.user, &self.server_name).as_deref()
@@ -537,7 +560,12 @@ impl Accounts {
 
     /// Runs the password UIA for an operation of the caller's; returns the session to end
     /// once the operation went through.
-    async fn confirm_password(&self, caller: &Caller, operation: &str, auth: Option<AuthData>) -> Result<String> {
+    async fn confirm_password(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        auth: Option<AuthData>,
+    ) -> Result<String> {
         let purpose = format!("{operation}:{}", caller.user_id);
         let proof = self
             .authenticate_interactively(&purpose, &[&[Stage::Password]], auth, Some(caller))

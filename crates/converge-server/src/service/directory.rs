@@ -30,7 +30,11 @@ pub struct PublicRooms {
 
 impl Directory {
     pub fn new(store: Store, rooms: Arc<Rooms>, server_name: String) -> Self {
-        Self { store, rooms, server_name }
+        Self {
+            store,
+            rooms,
+            server_name,
+        }
     }
 
     fn check_local_alias(&self, alias: &str) -> Result<()> {
@@ -47,11 +51,18 @@ impl Directory {
     /// `PUT /directory/room/{roomAlias}`: members may name the rooms they are in.
     pub async fn create_alias(&self, caller: &Caller, alias: &str, room_id: &str) -> Result<()> {
         self.check_local_alias(alias)?;
-        let membership = self.rooms.snapshot(room_id, |room| room.membership(caller.user_id.as_str())).await?;
+        let membership = self
+            .rooms
+            .snapshot(room_id, |room| room.membership(caller.user_id.as_str()))
+            .await?;
         if membership != Membership::Join {
             return Err(Error::forbidden("you are not in this room"));
         }
-        if !self.store.create_alias(alias, room_id, caller.user_id.as_str(), now_ms()).await? {
+        if !self
+            .store
+            .create_alias(alias, room_id, caller.user_id.as_str(), now_ms())
+            .await?
+        {
             return Err(Error::AliasExists);
         }
         Ok(())
@@ -59,14 +70,22 @@ impl Directory {
 
     /// `GET /directory/room/{roomAlias}`.
     pub async fn resolve_alias(&self, alias: &str) -> Result<(String, Vec<String>)> {
-        let (room_id, _) = self.store.alias(alias).await?.ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
+        let (room_id, _) = self
+            .store
+            .alias(alias)
+            .await?
+            .ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
         Ok((room_id, vec![self.server_name.clone()]))
     }
 
     /// `DELETE /directory/room/{roomAlias}`: its creator, a server admin, or a room member
     /// with power over the canonical alias.
     pub async fn delete_alias(&self, caller: &Caller, alias: &str) -> Result<()> {
-        let (room_id, creator) = self.store.alias(alias).await?.ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
+        let (room_id, creator) = self
+            .store
+            .alias(alias)
+            .await?
+            .ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
         let may = caller.is_admin
             || creator == caller.user_id.as_str()
             || self.may_manage(caller, &room_id).await?;
@@ -82,7 +101,10 @@ impl Directory {
         let user = caller.user_id.as_str();
         self.rooms
             .snapshot(room_id, |room| {
-                let Ok(levels) = converge_core::auth::current_power_levels(room.version, room) else { return false };
+                let Ok(levels) = converge_core::auth::current_power_levels(room.version, room)
+                else {
+                    return false;
+                };
                 room.membership(user) == Membership::Join
                     && levels.user_level(user) >= levels.event_level("m.room.canonical_alias", true)
             })
@@ -91,7 +113,10 @@ impl Directory {
 
     /// `GET /rooms/{roomId}/aliases`.
     pub async fn room_aliases(&self, caller: &Caller, room_id: &str) -> Result<Vec<String>> {
-        let membership = self.rooms.snapshot(room_id, |room| room.membership(caller.user_id.as_str())).await?;
+        let membership = self
+            .rooms
+            .snapshot(room_id, |room| room.membership(caller.user_id.as_str()))
+            .await?;
         if membership != Membership::Join {
             return Err(Error::forbidden("you are not in this room"));
         }
@@ -101,21 +126,35 @@ impl Directory {
     /// `PUT /directory/list/room/{roomId}`.
     pub async fn set_visibility(&self, caller: &Caller, room_id: &str, public: bool) -> Result<()> {
         if !(caller.is_admin || self.may_manage(caller, room_id).await?) {
-            return Err(Error::forbidden("you may not change this room's directory visibility"));
+            return Err(Error::forbidden(
+                "you may not change this room's directory visibility",
+            ));
         }
         Ok(self.store.set_room_public(room_id, public).await?)
     }
 
     /// `GET /directory/list/room/{roomId}`.
     pub async fn visibility(&self, room_id: &str) -> Result<bool> {
-        Ok(self.store.room(room_id).await?.ok_or_else(|| Error::NotFound("no such room".into()))?.is_public)
+        Ok(self
+            .store
+            .room(room_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such room".into()))?
+            .is_public)
     }
 
     /// `GET/POST /publicRooms`: published rooms, most members first, optionally filtered
     /// by a search term over name, topic and alias.
-    pub async fn public_rooms(&self, limit: Option<usize>, since: Option<&str>, term: Option<&str>) -> Result<PublicRooms> {
+    pub async fn public_rooms(
+        &self,
+        limit: Option<usize>,
+        since: Option<&str>,
+        term: Option<&str>,
+    ) -> Result<PublicRooms> {
         let offset = match since {
-            Some(token) => token.parse::<usize>().map_err(|_| Error::InvalidParam("bad since token".into()))?,
+            Some(token) => token
+                .parse::<usize>()
+                .map_err(|_| Error::InvalidParam("bad since token".into()))?,
             None => 0,
         };
         let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
@@ -147,23 +186,33 @@ impl Directory {
                 })
                 .await?;
             let matches = term.as_deref().is_none_or(|term| {
-                ["name", "topic", "canonical_alias"]
-                    .iter()
-                    .any(|k| entry[*k].as_str().is_some_and(|v| v.to_lowercase().contains(term)))
+                ["name", "topic", "canonical_alias"].iter().any(|k| {
+                    entry[*k]
+                        .as_str()
+                        .is_some_and(|v| v.to_lowercase().contains(term))
+                })
             });
             if matches {
                 chunk.push(entry);
             }
         }
         chunk.sort_by(|a, b| {
-            b["num_joined_members"].as_u64().cmp(&a["num_joined_members"].as_u64()).then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+            b["num_joined_members"]
+                .as_u64()
+                .cmp(&a["num_joined_members"].as_u64())
+                .then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
         });
         let total = chunk.len();
         let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let page: Vec<Value> = chunk.into_iter().skip(offset).take(limit).collect();
         let next_batch = (offset + page.len() < total).then(|| (offset + page.len()).to_string());
         let prev_batch = (offset > 0).then(|| offset.saturating_sub(limit).to_string());
-        Ok(PublicRooms { chunk: page, next_batch, prev_batch, total })
+        Ok(PublicRooms {
+            chunk: page,
+            next_batch,
+            prev_batch,
+            total,
+        })
     }
 
     /// `POST /user_directory/search`: local users whose ID or display name contains the

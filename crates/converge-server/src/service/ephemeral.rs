@@ -68,7 +68,9 @@ impl Ephemeral {
         let mut state = self.lock();
         let users = state.typing.entry(room.to_owned()).or_default();
         let changed = if typing {
-            users.insert(user.to_owned(), Instant::now() + timeout.min(MAX_TYPING)).is_none()
+            users
+                .insert(user.to_owned(), Instant::now() + timeout.min(MAX_TYPING))
+                .is_none()
         } else {
             users.remove(user).is_some()
         };
@@ -99,23 +101,35 @@ impl Ephemeral {
         if since != 0 && changed <= since {
             return None;
         }
-        let mut users: Vec<String> = state.typing.get(room).map(|u| u.keys().cloned().collect()).unwrap_or_default();
+        let mut users: Vec<String> = state
+            .typing
+            .get(room)
+            .map(|u| u.keys().cloned().collect())
+            .unwrap_or_default();
         users.sort();
         Some(users)
     }
 
     /// Sets a user's presence. Returns whether it changed (a refresh of `last_active`
     /// alone is not a change worth waking anyone for).
-    pub fn set_presence(&self, user: &str, presence: &str, status_msg: Option<Option<String>>) -> bool {
+    pub fn set_presence(
+        &self,
+        user: &str,
+        presence: &str,
+        status_msg: Option<Option<String>>,
+    ) -> bool {
         let mut state = self.lock();
         let serial = state.serial + 1;
         let now = now_ms();
-        let entry = state.presence.entry(user.to_owned()).or_insert_with(|| Presence {
-            state: "offline".into(),
-            status_msg: None,
-            last_active_ms: now,
-            serial: 0,
-        });
+        let entry = state
+            .presence
+            .entry(user.to_owned())
+            .or_insert_with(|| Presence {
+                state: "offline".into(),
+                status_msg: None,
+                last_active_ms: now,
+                serial: 0,
+            });
         let mut changed = entry.state != presence;
         entry.state = presence.to_owned();
         if presence == "online" {
@@ -143,10 +157,20 @@ impl Ephemeral {
     }
 
     /// Presence of `users` that changed after `since`.
-    pub fn presence_since<'a>(&self, users: impl Iterator<Item = &'a str>, since: i64) -> Vec<(String, Presence)> {
+    pub fn presence_since<'a>(
+        &self,
+        users: impl Iterator<Item = &'a str>,
+        since: i64,
+    ) -> Vec<(String, Presence)> {
         let state = self.lock();
         users
-            .filter_map(|user| state.presence.get(user).filter(|p| p.serial > since).map(|p| (user.to_owned(), p.clone())))
+            .filter_map(|user| {
+                state
+                    .presence
+                    .get(user)
+                    .filter(|p| p.serial > since)
+                    .map(|p| (user.to_owned(), p.clone()))
+            })
             .collect()
     }
 }
@@ -162,8 +186,15 @@ mod tests {
         assert!(eph.set_typing("!r", "@a", true, Duration::from_secs(30)));
         let serial = eph.serial();
         assert_eq!(eph.typing("!r", 0), Some(vec!["@a".to_owned()]));
-        assert_eq!(eph.typing("!r", serial), None, "nothing new since the client's serial");
-        assert!(!eph.set_typing("!r", "@a", true, Duration::from_secs(30)), "renewing is no change");
+        assert_eq!(
+            eph.typing("!r", serial),
+            None,
+            "nothing new since the client's serial"
+        );
+        assert!(
+            !eph.set_typing("!r", "@a", true, Duration::from_secs(30)),
+            "renewing is no change"
+        );
         assert!(eph.set_typing("!r", "@a", false, Duration::ZERO));
         assert_eq!(eph.typing("!r", serial), Some(vec![]));
     }

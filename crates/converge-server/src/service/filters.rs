@@ -48,7 +48,10 @@ pub fn event_filter(filter: &RoomEventFilter) -> EventFilter {
     EventFilter {
         types: filter.types.clone(),
         not_types: filter.not_types.clone(),
-        senders: filter.senders.as_ref().map(|s| s.iter().map(ToString::to_string).collect()),
+        senders: filter
+            .senders
+            .as_ref()
+            .map(|s| s.iter().map(ToString::to_string).collect()),
         not_senders: filter.not_senders.iter().map(ToString::to_string).collect(),
         lazy_load_members: !filter.lazy_load_options.is_disabled(),
     }
@@ -63,11 +66,16 @@ impl From<&FilterDefinition> for SyncFilter {
             timeline_limit: room
                 .timeline
                 .limit
-                .map_or(DEFAULT_TIMELINE_LIMIT, |l| u32::try_from(u64::from(l)).unwrap_or(u32::MAX))
+                .map_or(DEFAULT_TIMELINE_LIMIT, |l| {
+                    u32::try_from(u64::from(l)).unwrap_or(u32::MAX)
+                })
                 .clamp(1, super::timeline::MAX_PAGE),
             timeline: event_filter(&room.timeline),
             lazy_load_members: !room.state.lazy_load_options.is_disabled(),
-            rooms: room.rooms.as_ref().map(|r| r.iter().map(ToString::to_string).collect()),
+            rooms: room
+                .rooms
+                .as_ref()
+                .map(|r| r.iter().map(ToString::to_string).collect()),
             not_rooms: room.not_rooms.iter().map(ToString::to_string).collect(),
             include_leave: room.include_leave,
             presence: enabled(&definition.presence.types),
@@ -87,19 +95,31 @@ impl Filters {
     }
 
     /// `POST /user/{userId}/filter`.
-    pub async fn create(&self, caller: &Caller, user_id: &str, definition: &FilterDefinition) -> Result<String> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        definition: &FilterDefinition,
+    ) -> Result<String> {
         if caller.user_id.as_str() != user_id {
             return Err(Error::forbidden("you can only make filters for yourself"));
         }
         let json = serde_json::to_string(definition).map_err(Error::internal)?;
         if json.len() > MAX_FILTER_BYTES {
-            return Err(Error::TooLarge { limit: MAX_FILTER_BYTES as u64 });
+            return Err(Error::TooLarge {
+                limit: MAX_FILTER_BYTES as u64,
+            });
         }
         Ok(self.store.create_filter(user_id, &json).await?.to_string())
     }
 
     /// `GET /user/{userId}/filter/{filterId}`.
-    pub async fn get(&self, caller: &Caller, user_id: &str, filter_id: &str) -> Result<FilterDefinition> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        filter_id: &str,
+    ) -> Result<FilterDefinition> {
         if caller.user_id.as_str() != user_id {
             return Err(Error::forbidden("you can only read your own filters"));
         }

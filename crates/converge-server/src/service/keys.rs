@@ -14,14 +14,20 @@ pub fn load_or_create(data_dir: &Path) -> Result<Ed25519KeyPair, String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let mut parts = text.split_whitespace();
-            let (Some("ed25519"), Some(version), Some(der)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some("ed25519"), Some(version), Some(der)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(format!("{} is not a Converge signing key", path.display()));
             };
-            let der = engine.decode(der).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ed25519KeyPair::from_der(&der, version.to_owned()).map_err(|e| format!("{}: {e}", path.display()))
+            let der = engine
+                .decode(der)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ed25519KeyPair::from_der(&der, version.to_owned())
+                .map_err(|e| format!("{}: {e}", path.display()))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
             let der = Ed25519KeyPair::generate();
             let version = format!("a_{}", super::accounts::random_string(4));
             let line = format!("ed25519 {version} {}\n", engine.encode(&*der));
@@ -29,8 +35,12 @@ pub fn load_or_create(data_dir: &Path) -> Result<Ed25519KeyPair, String> {
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            file.write_all(line.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut file = options
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             tracing::info!(path = %path.display(), %version, "generated a new signing key");
             Ed25519KeyPair::from_der(&der, version).map_err(|e| e.to_string())
         }
@@ -52,7 +62,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("signing.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("signing.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(dir.path().join("signing.key"), "garbage").unwrap();

@@ -47,13 +47,33 @@ impl Services {
         let limiter = Arc::new(ratelimit::RateLimiter::new(&config.rate_limits));
         let notifier: Arc<dyn notifier::Notifier> = Arc::new(notifier::LocalNotifier::default());
         let server_name = config.server_name.clone();
-        let rooms = Arc::new(rooms::Rooms::new(store.clone(), server_name.clone(), key, notifier.clone()));
+        let rooms = Arc::new(rooms::Rooms::new(
+            store.clone(),
+            server_name.clone(),
+            key,
+            notifier.clone(),
+        ));
         let ephemeral = Arc::new(ephemeral::Ephemeral::default());
         Ok(Self {
-            accounts: accounts::Accounts::new(config, store.clone(), limiter.clone(), rooms.clone()).await,
+            accounts: accounts::Accounts::new(
+                config,
+                store.clone(),
+                limiter.clone(),
+                rooms.clone(),
+            )
+            .await,
             timeline: timeline::Timeline::new(store.clone(), rooms.clone()),
-            sync: sync::Sync::new(store.clone(), rooms.clone(), ephemeral.clone(), notifier.clone()),
-            account_data: account_data::AccountData::new(store.clone(), rooms.clone(), notifier.clone()),
+            sync: sync::Sync::new(
+                store.clone(),
+                rooms.clone(),
+                ephemeral.clone(),
+                notifier.clone(),
+            ),
+            account_data: account_data::AccountData::new(
+                store.clone(),
+                rooms.clone(),
+                notifier.clone(),
+            ),
             directory: directory::Directory::new(store.clone(), rooms.clone(), server_name),
             filters: filters::Filters::new(store.clone()),
             media: media::Media::new(config, store.clone(), limiter.clone()).await?,

@@ -58,7 +58,14 @@ mod tests {
         alice_waits.as_mut().enable();
         bob_waits.as_mut().enable();
         notifier.notify(&mut ["@alice:x"].into_iter());
-        tokio::time::timeout(Duration::from_secs(1), alice_waits).await.expect("alice woke");
-        assert!(tokio::time::timeout(Duration::from_millis(50), bob_waits).await.is_err(), "bob slept on");
+        tokio::time::timeout(Duration::from_secs(1), alice_waits)
+            .await
+            .expect("alice woke");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), bob_waits)
+                .await
+                .is_err(),
+            "bob slept on"
+        );
     }
 }

@@ -61,8 +61,19 @@ pub struct Sync {
 }
 
 impl Sync {
-    pub fn new(store: Store, rooms: Arc<Rooms>, ephemeral: Arc<Ephemeral>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { closing: tokio::sync::watch::Sender::new(false), store, rooms, ephemeral, notifier }
+    pub fn new(
+        store: Store,
+        rooms: Arc<Rooms>,
+        ephemeral: Arc<Ephemeral>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Self {
+        Self {
+            closing: tokio::sync::watch::Sender::new(false),
+            store,
+            rooms,
+            ephemeral,
+            notifier,
+        }
     }
 
     /// Ends every waiting sync (with what it has) and every later wait.
@@ -85,7 +96,10 @@ impl Sync {
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let now = SyncToken { pos: *self.store.stream_position().borrow(), eph: self.ephemeral.serial() };
+            let now = SyncToken {
+                pos: *self.store.stream_position().borrow(),
+                eph: self.ephemeral.serial(),
+            };
             let (response, has_news) = self.compute(caller, &request, now).await?;
             let done = has_news || request.since.is_none() || request.full_state;
             if done || tokio::time::Instant::now() >= deadline || *closing.borrow() {
@@ -100,8 +114,16 @@ impl Sync {
     }
 
     /// `PUT /presence/{userId}/status`: sets presence and wakes whoever shares a room.
-    pub async fn set_presence(&self, user: &str, presence: &str, status_msg: Option<String>) -> Result<()> {
-        if self.ephemeral.set_presence(user, presence, Some(status_msg)) {
+    pub async fn set_presence(
+        &self,
+        user: &str,
+        presence: &str,
+        status_msg: Option<String>,
+    ) -> Result<()> {
+        if self
+            .ephemeral
+            .set_presence(user, presence, Some(status_msg))
+        {
             self.notify_co_members(user).await?;
         }
         Ok(())
@@ -112,7 +134,10 @@ impl Sync {
         let mut users = HashSet::new();
         for row in self.store.user_memberships(user).await? {
             if row.membership == "join" {
-                let members = self.rooms.snapshot(&row.room_id, |room| room.interested()).await?;
+                let members = self
+                    .rooms
+                    .snapshot(&row.room_id, |room| room.interested())
+                    .await?;
                 users.extend(members);
             }
         }
@@ -122,7 +147,12 @@ impl Sync {
 
     /// Builds the response for the range (`since`, `now`]; the flag says whether it holds
     /// anything new.
-    async fn compute(&self, caller: &Caller, request: &SyncRequest, now: SyncToken) -> Result<(Value, bool)> {
+    async fn compute(
+        &self,
+        caller: &Caller,
+        request: &SyncRequest,
+        now: SyncToken,
+    ) -> Result<(Value, bool)> {
         let user = caller.user_id.as_str();
         let since = request.since;
         let filter = &request.filter;
@@ -157,7 +187,15 @@ impl Sync {
             let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
             match Membership::parse(&row.membership) {
                 Some(Membership::Join) => {
-                    co_members.extend(self.rooms.snapshot(&row.room_id, |r| r.members(Membership::Join).map(str::to_owned).collect::<Vec<_>>()).await?);
+                    co_members.extend(
+                        self.rooms
+                            .snapshot(&row.room_id, |r| {
+                                r.members(Membership::Join)
+                                    .map(str::to_owned)
+                                    .collect::<Vec<_>>()
+                            })
+                            .await?,
+                    );
                     let data = room_account_data.remove(&row.room_id);
                     joined_rows.push((row, data));
                 }
@@ -169,9 +207,14 @@ impl Sync {
                     news = true;
                     knock.insert(row.room_id.clone(), json!({ "knock_state": { "events": self.stripped_state(&row.room_id, user).await? } }));
                 }
-                Some(Membership::Leave | Membership::Ban) if changed_since && (since.is_some() || filter.include_leave) => {
+                Some(Membership::Leave | Membership::Ban)
+                    if changed_since && (since.is_some() || filter.include_leave) =>
+                {
                     news = true;
-                    leave.insert(row.room_id.clone(), self.left_room(caller, &row, since, filter).await?);
+                    leave.insert(
+                        row.room_id.clone(),
+                        self.left_room(caller, &row, since, filter).await?,
+                    );
                 }
                 _ => {}
             }
@@ -183,9 +226,14 @@ impl Sync {
             // A room is new to the client if it joined since its token; `full_state` resends
             // the state but the timeline still starts at the token.
             let initial = since.is_none() || changed_since;
-            let scope = RoomScope { initial, full_state: initial || request.full_state };
+            let scope = RoomScope {
+                initial,
+                full_state: initial || request.full_state,
+            };
             async move {
-                let section = self.joined_room(caller, &row, since, now, scope, filter, data).await;
+                let section = self
+                    .joined_room(caller, &row, since, now, scope, filter, data)
+                    .await;
                 (row.room_id, section)
             }
         }))
@@ -234,7 +282,10 @@ impl Sync {
         filter: &SyncFilter,
         account_data: Option<Vec<Value>>,
     ) -> Result<Option<Value>> {
-        let RoomScope { initial, full_state } = scope;
+        let RoomScope {
+            initial,
+            full_state,
+        } = scope;
         // Nothing written to the room since the client's token, no typing change and no
         // account data: skip it without touching the store.
         if let (false, false, Some(since)) = (initial, full_state, since)
@@ -246,17 +297,34 @@ impl Sync {
         }
         let user = caller.user_id.as_str();
         let room_id = row.room_id.as_str();
-        let after = if initial { StreamPos(0) } else { since.map_or(StreamPos(0), |s| s.pos) };
+        let after = if initial {
+            StreamPos(0)
+        } else {
+            since.map_or(StreamPos(0), |s| s.pos)
+        };
         let limit = filter.timeline_limit;
-        let mut events = self.store.room_events(room_id, after, now.pos, limit + 1, Direction::Backward).await?;
+        let mut events = self
+            .store
+            .room_events(room_id, after, now.pos, limit + 1, Direction::Backward)
+            .await?;
         let limited = events.len() as u32 > limit;
         events.truncate(limit as usize);
         events.reverse();
-        let prev_batch = page_token(StreamPos(events.first().map_or(now.pos.0, |(p, _)| p.0 - 1)));
-        let timeline: Vec<&(StreamPos, PersistedEvent)> = events.iter().filter(|(_, e)| filter.timeline.allows(e)).collect();
+        let prev_batch = page_token(StreamPos(
+            events.first().map_or(now.pos.0, |(p, _)| p.0 - 1),
+        ));
+        let timeline: Vec<&(StreamPos, PersistedEvent)> = events
+            .iter()
+            .filter(|(_, e)| filter.timeline.allows(e))
+            .collect();
 
-        let in_timeline: HashSet<&str> = timeline.iter().map(|(_, e)| e.event_id.as_str()).collect();
-        let senders: HashSet<&str> = timeline.iter().map(|(_, e)| e.sender.as_str()).chain(std::iter::once(user)).collect();
+        let in_timeline: HashSet<&str> =
+            timeline.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        let senders: HashSet<&str> = timeline
+            .iter()
+            .map(|(_, e)| e.sender.as_str())
+            .chain(std::iter::once(user))
+            .collect();
         let state_since = since.map_or(StreamPos(0), |s| s.pos);
         let state: Vec<Value> = if full_state || limited {
             // An incremental sync only needs the state that changed in the gap.
@@ -282,11 +350,19 @@ impl Sync {
 
         let mut ephemeral = Vec::new();
         if filter.ephemeral {
-            if let Some(typing) = self.ephemeral.typing(room_id, if initial { 0 } else { since.map_or(0, |s| s.eph) }) {
+            if let Some(typing) = self.ephemeral.typing(
+                room_id,
+                if initial {
+                    0
+                } else {
+                    since.map_or(0, |s| s.eph)
+                },
+            ) {
                 if initial && typing.is_empty() {
                     // Nobody typing is only news if somebody was.
                 } else {
-                    ephemeral.push(json!({ "type": "m.typing", "content": { "user_ids": typing } }));
+                    ephemeral
+                        .push(json!({ "type": "m.typing", "content": { "user_ids": typing } }));
                 }
             }
             let receipts = self.store.receipts_since(room_id, after).await?;
@@ -308,7 +384,11 @@ impl Sync {
             }
         }
         let account_data = account_data.unwrap_or_default();
-        let has_news = full_state || !timeline.is_empty() || !state.is_empty() || !ephemeral.is_empty() || !account_data.is_empty();
+        let has_news = full_state
+            || !timeline.is_empty()
+            || !state.is_empty()
+            || !ephemeral.is_empty()
+            || !account_data.is_empty();
         if !has_news {
             return Ok(None);
         }
@@ -316,9 +396,11 @@ impl Sync {
         let (joined, invited, heroes) = self
             .rooms
             .snapshot(room_id, |room| {
-                let joined: Vec<String> = room.members(Membership::Join).map(str::to_owned).collect();
+                let joined: Vec<String> =
+                    room.members(Membership::Join).map(str::to_owned).collect();
                 let invited = room.members(Membership::Invite).count();
-                let mut heroes: Vec<String> = joined.iter().filter(|u| *u != user).cloned().collect();
+                let mut heroes: Vec<String> =
+                    joined.iter().filter(|u| *u != user).cloned().collect();
                 heroes.sort();
                 heroes.truncate(5);
                 (joined.len(), invited, heroes)
@@ -345,8 +427,16 @@ impl Sync {
 
     /// Messages from others after the user's newest read receipt (or their join).
     async fn unread(&self, room_id: &str, user: &str, joined_at: StreamPos) -> Result<u64> {
-        let read_at = self.store.read_position(room_id, user).await?.unwrap_or(joined_at).max(joined_at);
-        Ok(self.store.count_messages_after(room_id, read_at, user).await?)
+        let read_at = self
+            .store
+            .read_position(room_id, user)
+            .await?
+            .unwrap_or(joined_at)
+            .max(joined_at);
+        Ok(self
+            .store
+            .count_messages_after(room_id, read_at, user)
+            .await?)
     }
 
     /// The stripped state shown with an invite or knock.
@@ -365,14 +455,31 @@ impl Sync {
 
     /// A room the user left (or was removed from) since the last sync: its timeline up to
     /// the leave.
-    async fn left_room(&self, caller: &Caller, row: &MembershipRow, since: Option<SyncToken>, filter: &SyncFilter) -> Result<Value> {
+    async fn left_room(
+        &self,
+        caller: &Caller,
+        row: &MembershipRow,
+        since: Option<SyncToken>,
+        filter: &SyncFilter,
+    ) -> Result<Value> {
         let after = since.map_or(StreamPos(0), |s| s.pos);
         let limit = filter.timeline_limit;
-        let mut events = self.store.room_events(&row.room_id, after, row.stream_pos, limit + 1, Direction::Backward).await?;
+        let mut events = self
+            .store
+            .room_events(
+                &row.room_id,
+                after,
+                row.stream_pos,
+                limit + 1,
+                Direction::Backward,
+            )
+            .await?;
         let limited = events.len() as u32 > limit;
         events.truncate(limit as usize);
         events.reverse();
-        let prev_batch = page_token(StreamPos(events.first().map_or(row.stream_pos.0, |(p, _)| p.0 - 1)));
+        let prev_batch = page_token(StreamPos(
+            events.first().map_or(row.stream_pos.0, |(p, _)| p.0 - 1),
+        ));
         Ok(json!({
             "timeline": {
                 "events": events.iter().filter(|(_, e)| filter.timeline.allows(e)).map(|(_, e)| client_event(e, Some(caller))).collect::<Vec<_>>(),
@@ -395,5 +502,9 @@ struct RoomScope {
 }
 
 fn room_selected(filter: &SyncFilter, room_id: &str) -> bool {
-    filter.rooms.as_ref().is_none_or(|rooms| rooms.iter().any(|r| r == room_id)) && !filter.not_rooms.iter().any(|r| r == room_id)
+    filter
+        .rooms
+        .as_ref()
+        .is_none_or(|rooms| rooms.iter().any(|r| r == room_id))
+        && !filter.not_rooms.iter().any(|r| r == room_id)
 }

@@ -34,9 +34,14 @@ pub struct EventFilter {
 impl EventFilter {
     pub fn allows(&self, event: &PersistedEvent) -> bool {
         let type_matches = |pattern: &String| glob(pattern, &event.event_type);
-        self.types.as_ref().is_none_or(|types| types.iter().any(type_matches))
+        self.types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(type_matches))
             && !self.not_types.iter().any(type_matches)
-            && self.senders.as_ref().is_none_or(|s| s.contains(&event.sender))
+            && self
+                .senders
+                .as_ref()
+                .is_none_or(|s| s.contains(&event.sender))
             && !self.not_senders.contains(&event.sender)
     }
 }
@@ -48,7 +53,8 @@ fn glob(pattern: &str, value: &str) -> bool {
         Some((prefix, rest)) => {
             value.starts_with(prefix)
                 && (0..=value.len() - prefix.len()).any(|i| {
-                    value.is_char_boundary(prefix.len() + i) && glob(rest, &value[prefix.len() + i..])
+                    value.is_char_boundary(prefix.len() + i)
+                        && glob(rest, &value[prefix.len() + i..])
                 })
         }
     }
@@ -92,7 +98,11 @@ pub fn client_event(event: &PersistedEvent, viewer: Option<&Caller>) -> Value {
             }
         }
     }
-    if let Some(because) = event.redacted_because.as_deref().and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+    if let Some(because) = event
+        .redacted_because
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+    {
         unsigned["redacted_because"] = because;
     }
     pdu::client_event(&event.event_id, &event.json, Some(unsigned)).unwrap_or_else(|err| {
@@ -111,14 +121,23 @@ impl Timeline {
         let (membership, world_readable) = self
             .rooms
             .snapshot(room_id, |room| {
-                (room.membership(user), room.content_str("m.room.history_visibility", "history_visibility") == Some("world_readable"))
+                (
+                    room.membership(user),
+                    room.content_str("m.room.history_visibility", "history_visibility")
+                        == Some("world_readable"),
+                )
             })
             .await?;
         if membership == Membership::Join || world_readable {
             return Ok(StreamPos(i64::MAX));
         }
         if matches!(membership, Membership::Leave | Membership::Ban) {
-            let row = self.store.user_memberships(user).await?.into_iter().find(|m| m.room_id == room_id);
+            let row = self
+                .store
+                .user_memberships(user)
+                .await?
+                .into_iter()
+                .find(|m| m.room_id == room_id);
             if let Some(row) = row {
                 return Ok(row.stream_pos);
             }
@@ -128,9 +147,13 @@ impl Timeline {
 
     /// `GET /rooms/{roomId}/event/{eventId}`.
     pub async fn event(&self, caller: &Caller, room_id: &str, event_id: &str) -> Result<Value> {
-        let until = self.readable_until(caller.user_id.as_str(), room_id).await?;
+        let until = self
+            .readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         match self.store.event(event_id).await? {
-            Some((pos, event)) if event.room_id == room_id && pos <= until => Ok(client_event(&event, Some(caller))),
+            Some((pos, event)) if event.room_id == room_id && pos <= until => {
+                Ok(client_event(&event, Some(caller)))
+            }
             _ => Err(Error::NotFound("no such event in this room".into())),
         }
     }
@@ -146,7 +169,9 @@ impl Timeline {
         limit: u32,
         filter: &EventFilter,
     ) -> Result<Page> {
-        let until = self.readable_until(caller.user_id.as_str(), room_id).await?;
+        let until = self
+            .readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         let current = *self.store.stream_position().borrow();
         let from = match from {
             Some(token) => SyncToken::parse(token)?.pos,
@@ -160,7 +185,11 @@ impl Timeline {
         } else {
             (from, to.unwrap_or(current).min(until).min(current))
         };
-        let direction = if backward { Direction::Backward } else { Direction::Forward };
+        let direction = if backward {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        };
         let mut chunk = Vec::new();
         let mut exhausted = false;
         // Filtered-out events do not count; read on a few times to fill the page.
@@ -169,10 +198,17 @@ impl Timeline {
                 exhausted = true;
                 break;
             }
-            let events = self.store.room_events(room_id, lower, upper, limit, direction).await?;
+            let events = self
+                .store
+                .room_events(room_id, lower, upper, limit, direction)
+                .await?;
             let fetched = events.len();
             for (pos, event) in events {
-                if backward { upper = StreamPos(pos.0 - 1) } else { lower = pos }
+                if backward {
+                    upper = StreamPos(pos.0 - 1)
+                } else {
+                    lower = pos
+                }
                 if filter.allows(&event) {
                     chunk.push((pos, event));
                     if chunk.len() as u32 == limit {
@@ -198,18 +234,28 @@ impl Timeline {
         Ok(Page {
             start: page_token(if backward { from.min(until) } else { from }),
             end,
-            chunk: chunk.iter().map(|(_, e)| client_event(e, Some(caller))).collect(),
+            chunk: chunk
+                .iter()
+                .map(|(_, e)| client_event(e, Some(caller)))
+                .collect(),
             state,
         })
     }
 
     /// The current member events of `users` in a room.
-    pub async fn member_events<'a>(&self, room_id: &str, users: impl Iterator<Item = &'a str>) -> Result<Vec<Value>> {
+    pub async fn member_events<'a>(
+        &self,
+        room_id: &str,
+        users: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<Value>> {
         let ids: Vec<String> = {
             let wanted: Vec<&str> = users.collect();
             self.rooms
                 .snapshot(room_id, |room| {
-                    wanted.iter().filter_map(|u| room.get("m.room.member", u).map(|e| e.event_id.clone())).collect()
+                    wanted
+                        .iter()
+                        .filter_map(|u| room.get("m.room.member", u).map(|e| e.event_id.clone()))
+                        .collect()
                 })
                 .await?
         };
@@ -223,8 +269,17 @@ impl Timeline {
     }
 
     /// `GET /rooms/{roomId}/context/{eventId}`.
-    pub async fn context(&self, caller: &Caller, room_id: &str, event_id: &str, limit: u32, filter: &EventFilter) -> Result<Context> {
-        let until = self.readable_until(caller.user_id.as_str(), room_id).await?;
+    pub async fn context(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        event_id: &str,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<Context> {
+        let until = self
+            .readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         let (pos, event) = match self.store.event(event_id).await? {
             Some((pos, event)) if event.room_id == room_id && pos <= until => (pos, event),
             _ => return Err(Error::NotFound("no such event in this room".into())),
@@ -234,7 +289,13 @@ impl Timeline {
         let half_after = limit - half_before;
         let before: Vec<_> = self
             .store
-            .room_events(room_id, StreamPos(0), StreamPos(pos.0 - 1), half_before.max(1), Direction::Backward)
+            .room_events(
+                room_id,
+                StreamPos(0),
+                StreamPos(pos.0 - 1),
+                half_before.max(1),
+                Direction::Backward,
+            )
             .await?
             .into_iter()
             .take(half_before as usize)
@@ -243,7 +304,13 @@ impl Timeline {
         let current = *self.store.stream_position().borrow();
         let after: Vec<_> = self
             .store
-            .room_events(room_id, pos, until.min(current), half_after.max(1), Direction::Forward)
+            .room_events(
+                room_id,
+                pos,
+                until.min(current),
+                half_after.max(1),
+                Direction::Forward,
+            )
             .await?
             .into_iter()
             .take(half_after as usize)
@@ -254,8 +321,14 @@ impl Timeline {
         let state = self.state(caller, room_id).await?;
         Ok(Context {
             event: client_event(&event, Some(caller)),
-            before: before.iter().map(|(_, e)| client_event(e, Some(caller))).collect(),
-            after: after.iter().map(|(_, e)| client_event(e, Some(caller))).collect(),
+            before: before
+                .iter()
+                .map(|(_, e)| client_event(e, Some(caller)))
+                .collect(),
+            after: after
+                .iter()
+                .map(|(_, e)| client_event(e, Some(caller)))
+                .collect(),
             start,
             end,
             state,
@@ -273,8 +346,15 @@ impl Timeline {
         from: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<Value>, Option<String>)> {
-        let until = self.readable_until(caller.user_id.as_str(), room_id).await?;
-        if !self.store.event(event_id).await?.is_some_and(|(p, e)| e.room_id == room_id && p <= until) {
+        let until = self
+            .readable_until(caller.user_id.as_str(), room_id)
+            .await?;
+        if !self
+            .store
+            .event(event_id)
+            .await?
+            .is_some_and(|(p, e)| e.room_id == room_id && p <= until)
+        {
             return Err(Error::NotFound("no such event in this room".into()));
         }
         let before = match from {
@@ -282,11 +362,17 @@ impl Timeline {
             None => StreamPos(until.0.saturating_add(1).min(i64::MAX)),
         };
         let limit = limit.clamp(1, MAX_PAGE);
-        let events = self.store.relations(room_id, event_id, before, limit).await?;
-        let next = (events.len() as u32 == limit).then(|| page_token(StreamPos(events.last().map_or(0, |(p, _)| p.0) - 1)));
+        let events = self
+            .store
+            .relations(room_id, event_id, before, limit)
+            .await?;
+        let next = (events.len() as u32 == limit)
+            .then(|| page_token(StreamPos(events.last().map_or(0, |(p, _)| p.0) - 1)));
         let chunk = events
             .iter()
-            .filter(|(_, e)| rel_type.is_none_or(|r| e.relation.as_ref().is_some_and(|(_, t)| t == r)))
+            .filter(|(_, e)| {
+                rel_type.is_none_or(|r| e.relation.as_ref().is_some_and(|(_, t)| t == r))
+            })
             .filter(|(_, e)| event_type.is_none_or(|t| e.event_type == t))
             .map(|(_, e)| client_event(e, Some(caller)))
             .collect();
@@ -295,23 +381,40 @@ impl Timeline {
 
     /// `GET /rooms/{roomId}/state`: the current state, for members.
     pub async fn state(&self, caller: &Caller, room_id: &str) -> Result<Vec<Value>> {
-        self.readable_until(caller.user_id.as_str(), room_id).await?;
+        self.readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         let events = self.store.room_state(room_id).await?;
         Ok(events.iter().map(|(_, e)| client_event(e, None)).collect())
     }
 
     /// `GET /rooms/{roomId}/state/{eventType}/{stateKey}`: one state event's content.
-    pub async fn state_event(&self, caller: &Caller, room_id: &str, event_type: &str, state_key: &str) -> Result<Value> {
-        self.readable_until(caller.user_id.as_str(), room_id).await?;
+    pub async fn state_event(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Value> {
+        self.readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         self.rooms
-            .snapshot(room_id, |room| room.get(event_type, state_key).map(|e| e.content.clone()))
+            .snapshot(room_id, |room| {
+                room.get(event_type, state_key).map(|e| e.content.clone())
+            })
             .await?
             .ok_or_else(|| Error::NotFound("no such state event".into()))
     }
 
     /// `GET /rooms/{roomId}/members`, filtered by membership.
-    pub async fn members(&self, caller: &Caller, room_id: &str, membership: Option<&str>, not_membership: Option<&str>) -> Result<Vec<Value>> {
-        self.readable_until(caller.user_id.as_str(), room_id).await?;
+    pub async fn members(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        membership: Option<&str>,
+        not_membership: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        self.readable_until(caller.user_id.as_str(), room_id)
+            .await?;
         let events = self.store.room_state(room_id).await?;
         Ok(events
             .iter()
@@ -319,14 +422,22 @@ impl Timeline {
             .map(|(_, e)| client_event(e, None))
             .filter(|e| {
                 let m = e["content"]["membership"].as_str().unwrap_or_default();
-                membership.is_none_or(|want| m == want) && not_membership.is_none_or(|skip| m != skip)
+                membership.is_none_or(|want| m == want)
+                    && not_membership.is_none_or(|skip| m != skip)
             })
             .collect())
     }
 
     /// `GET /rooms/{roomId}/joined_members`: user → (display name, avatar URL).
-    pub async fn joined_members(&self, caller: &Caller, room_id: &str) -> Result<Vec<(String, Option<String>, Option<String>)>> {
-        let membership = self.rooms.snapshot(room_id, |room| room.membership(caller.user_id.as_str())).await?;
+    pub async fn joined_members(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        let membership = self
+            .rooms
+            .snapshot(room_id, |room| room.membership(caller.user_id.as_str()))
+            .await?;
         if membership != Membership::Join {
             return Err(Error::forbidden("you are not in this room"));
         }
@@ -334,8 +445,13 @@ impl Timeline {
             .snapshot(room_id, |room| {
                 room.members(Membership::Join)
                     .map(|user| {
-                        let content = &room.get("m.room.member", user).expect("a member has a member event").content;
-                        let field = |name: &str| content.get(name).and_then(Value::as_str).map(str::to_owned);
+                        let content = &room
+                            .get("m.room.member", user)
+                            .expect("a member has a member event")
+                            .content;
+                        let field = |name: &str| {
+                            content.get(name).and_then(Value::as_str).map(str::to_owned)
+                        };
                         (user.to_owned(), field("displayname"), field("avatar_url"))
                     })
                     .collect()
@@ -346,7 +462,11 @@ impl Timeline {
     /// `GET /joined_rooms`.
     pub async fn joined_rooms(&self, caller: &Caller) -> Result<Vec<String>> {
         let rows = self.store.user_memberships(caller.user_id.as_str()).await?;
-        Ok(rows.into_iter().filter(|m| m.membership == "join").map(|m| m.room_id).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|m| m.membership == "join")
+            .map(|m| m.room_id)
+            .collect())
     }
 }
 

@@ -27,13 +27,19 @@ impl SyncToken {
             if pos < 0 || eph < 0 {
                 return Err(invalid());
             }
-            Ok(Self { pos: StreamPos(pos), eph })
+            Ok(Self {
+                pos: StreamPos(pos),
+                eph,
+            })
         } else if let Some(pos) = token.strip_prefix('t') {
             let pos: i64 = pos.parse().map_err(|_| invalid())?;
             if pos < 0 {
                 return Err(invalid());
             }
-            Ok(Self { pos: StreamPos(pos), eph: 0 })
+            Ok(Self {
+                pos: StreamPos(pos),
+                eph: 0,
+            })
         } else {
             Err(invalid())
         }
@@ -57,10 +63,26 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        let token = SyncToken { pos: StreamPos(42), eph: 7 };
+        let token = SyncToken {
+            pos: StreamPos(42),
+            eph: 7,
+        };
         assert_eq!(SyncToken::parse(&token.to_string()).unwrap(), token);
         assert_eq!(SyncToken::parse("t9").unwrap().pos, StreamPos(9));
-        for bad in ["", "s", "s1", "s1_", "s_1", "sx_1", "s-1_0", "t-3", "tabc", "42", "s1_2_3", "s99999999999999999999_0"] {
+        for bad in [
+            "",
+            "s",
+            "s1",
+            "s1_",
+            "s_1",
+            "sx_1",
+            "s-1_0",
+            "t-3",
+            "tabc",
+            "42",
+            "s1_2_3",
+            "s99999999999999999999_0",
+        ] {
             assert!(SyncToken::parse(bad).is_err(), "{bad}");
         }
     }

@@ -71,7 +71,10 @@ impl Uia {
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| now.duration_since(s.created) < SESSION_TTL);
             if sessions.len() >= MAX_SESSIONS {
-                let oldest = sessions.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone());
+                let oldest = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.created)
+                    .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
                     sessions.remove(&oldest);
                 }
@@ -82,7 +85,9 @@ impl Uia {
                 Some(s) if s.purpose == purpose && now.duration_since(s.created) < SESSION_TTL => {
                     Ok(id.to_owned())
                 }
-                _ => Err(Error::NotFound("unknown or expired authentication session".into())),
+                _ => Err(Error::NotFound(
+                    "unknown or expired authentication session".into(),
+                )),
             },
             None => {
                 let id = crate::service::accounts::random_string(24);
@@ -114,10 +119,13 @@ impl Uia {
     pub fn finished(&self, session: &str, flows: &[&[Stage]]) -> Option<Proof> {
         let sessions = self.lock();
         let s = sessions.get(session)?;
-        flows.iter().any(|flow| flow.iter().all(|stage| s.completed.contains(stage))).then(|| Proof {
-            session: session.to_owned(),
-            registration_token: s.registration_token.clone(),
-        })
+        flows
+            .iter()
+            .any(|flow| flow.iter().all(|stage| s.completed.contains(stage)))
+            .then(|| Proof {
+                session: session.to_owned(),
+                registration_token: s.registration_token.clone(),
+            })
     }
 
     /// Ends a session once its operation went through.
@@ -127,7 +135,12 @@ impl Uia {
 
     /// The 401 answer that tells the client which flows to follow and what it completed,
     /// optionally with the error of a failed attempt.
-    pub fn challenge(&self, session: &str, flows: &[&[Stage]], failure: Option<(&str, &str)>) -> Error {
+    pub fn challenge(
+        &self,
+        session: &str,
+        flows: &[&[Stage]],
+        failure: Option<(&str, &str)>,
+    ) -> Error {
         let completed: Vec<&str> = self
             .lock()
             .get(session)
@@ -172,16 +185,26 @@ mod tests {
         assert!(uia.finished(&id, flows).is_none());
         uia.complete_stage(&id, Stage::RegistrationToken, Some("tok".into()));
         assert!(uia.finished(&id, flows).is_none());
-        let Error::Uia(body) = uia.challenge(&id, flows, None) else { panic!("not a UIA error") };
+        let Error::Uia(body) = uia.challenge(&id, flows, None) else {
+            panic!("not a UIA error")
+        };
         assert_eq!(body["completed"], json!(["m.login.registration_token"]));
         uia.complete_stage(&id, Stage::Dummy, None);
-        assert_eq!(uia.finished(&id, flows).unwrap().registration_token.as_deref(), Some("tok"));
+        assert_eq!(
+            uia.finished(&id, flows)
+                .unwrap()
+                .registration_token
+                .as_deref(),
+            Some("tok")
+        );
     }
 
     #[test]
     fn challenges_list_flows_and_failures() {
         let uia = Uia::default();
-        let Error::Uia(body) = uia.challenge("s1", &[&[Stage::Password]], Some(("M_FORBIDDEN", "wrong"))) else {
+        let Error::Uia(body) =
+            uia.challenge("s1", &[&[Stage::Password]], Some(("M_FORBIDDEN", "wrong")))
+        else {
             panic!("not a UIA error");
         };
         assert_eq!(body["flows"][0]["stages"][0], "m.login.password");

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use converge_server::Server;
 use converge_server::config::{Config, RegistrationMode};
 use reqwest::{Method, StatusCode};
@@ -176,4 +178,34 @@ pub fn password_auth(user: &str, password: &str, session: &Value) -> Value {
         "password": password,
         "session": session,
     })
+}
+
+/// The prefix of the client-server API's v3 endpoints.
+pub const V3: &str = "/_matrix/client/v3";
+
+/// Percent-encodes everything but unreserved characters, for path segments and queries.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A transaction ID no other send in this test process uses.
+pub fn next_txn() -> String {
+    static TXN: AtomicU64 = AtomicU64::new(0);
+    format!("txn{}", TXN.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Creates a room as `user` and returns its ID.
+pub async fn create_room(t: &TestServer, user: &User, body: Value) -> String {
+    let (status, body) = t
+        .post(&format!("{V3}/createRoom"), Some(&user.token), body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "createRoom: {body}");
+    body["room_id"].as_str().expect("room_id").to_owned()
 }

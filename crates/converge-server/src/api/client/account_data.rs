@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 
 fn json(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|_| Error::BadJson("account data must be a JSON object".into()))
+    serde_json::from_str(text)
+        .map_err(|_| Error::BadJson("account data must be a JSON object".into()))
 }
 
 pub async fn set_global_account_data(
@@ -28,7 +29,13 @@ pub async fn set_global_account_data(
     state
         .services
         .account_data
-        .set(&caller, body.user_id.as_str(), None, &body.event_type.to_string(), content)
+        .set(
+            &caller,
+            body.user_id.as_str(),
+            None,
+            &body.event_type.to_string(),
+            content,
+        )
         .await?;
     Ok(RumaResponse(set_global_account_data::v3::Response::new()))
 }
@@ -38,8 +45,19 @@ pub async fn get_global_account_data(
     request: Ruma<get_global_account_data::v3::Request>,
 ) -> Result<RumaResponse<get_global_account_data::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let content = state.services.account_data.get(&caller, body.user_id.as_str(), None, &body.event_type.to_string()).await?;
-    Ok(RumaResponse(get_global_account_data::v3::Response::new(raw(&content))))
+    let content = state
+        .services
+        .account_data
+        .get(
+            &caller,
+            body.user_id.as_str(),
+            None,
+            &body.event_type.to_string(),
+        )
+        .await?;
+    Ok(RumaResponse(get_global_account_data::v3::Response::new(
+        raw(&content),
+    )))
 }
 
 pub async fn set_room_account_data(
@@ -51,7 +69,13 @@ pub async fn set_room_account_data(
     state
         .services
         .account_data
-        .set(&caller, body.user_id.as_str(), Some(body.room_id.as_str()), &body.event_type.to_string(), content)
+        .set(
+            &caller,
+            body.user_id.as_str(),
+            Some(body.room_id.as_str()),
+            &body.event_type.to_string(),
+            content,
+        )
         .await?;
     Ok(RumaResponse(set_room_account_data::v3::Response::new()))
 }
@@ -64,9 +88,16 @@ pub async fn get_room_account_data(
     let content = state
         .services
         .account_data
-        .get(&caller, body.user_id.as_str(), Some(body.room_id.as_str()), &body.event_type.to_string())
+        .get(
+            &caller,
+            body.user_id.as_str(),
+            Some(body.room_id.as_str()),
+            &body.event_type.to_string(),
+        )
         .await?;
-    Ok(RumaResponse(get_room_account_data::v3::Response::new(raw(&content))))
+    Ok(RumaResponse(get_room_account_data::v3::Response::new(raw(
+        &content,
+    ))))
 }
 
 pub async fn get_tags(
@@ -74,7 +105,13 @@ pub async fn get_tags(
     request: Ruma<get_tags::v3::Request>,
 ) -> Result<axum::Json<Value>> {
     let (caller, body) = request.authed()?;
-    Ok(axum::Json(state.services.account_data.tags(&caller, body.user_id.as_str(), body.room_id.as_str()).await?))
+    Ok(axum::Json(
+        state
+            .services
+            .account_data
+            .tags(&caller, body.user_id.as_str(), body.room_id.as_str())
+            .await?,
+    ))
 }
 
 pub async fn create_tag(
@@ -86,7 +123,13 @@ pub async fn create_tag(
     state
         .services
         .account_data
-        .set_tag(&caller, body.user_id.as_str(), body.room_id.as_str(), &body.tag, Some(info))
+        .set_tag(
+            &caller,
+            body.user_id.as_str(),
+            body.room_id.as_str(),
+            &body.tag,
+            Some(info),
+        )
         .await?;
     Ok(RumaResponse(create_tag::v3::Response::new()))
 }
@@ -99,7 +142,13 @@ pub async fn delete_tag(
     state
         .services
         .account_data
-        .set_tag(&caller, body.user_id.as_str(), body.room_id.as_str(), &body.tag, None)
+        .set_tag(
+            &caller,
+            body.user_id.as_str(),
+            body.room_id.as_str(),
+            &body.tag,
+            None,
+        )
         .await?;
     Ok(RumaResponse(delete_tag::v3::Response::new()))
 }

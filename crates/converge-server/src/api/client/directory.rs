@@ -6,7 +6,9 @@
 
 use axum::extract::State;
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
-use ruma::api::client::directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility};
+use ruma::api::client::directory::{
+    get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
+};
 use ruma::api::client::room::Visibility;
 use ruma::api::client::user_directory::search_users;
 use serde_json::{Value, json};
@@ -20,7 +22,11 @@ pub async fn create_alias(
     request: Ruma<create_alias::v3::Request>,
 ) -> Result<RumaResponse<create_alias::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.directory.create_alias(&caller, body.room_alias.as_str(), body.room_id.as_str()).await?;
+    state
+        .services
+        .directory
+        .create_alias(&caller, body.room_alias.as_str(), body.room_id.as_str())
+        .await?;
     Ok(RumaResponse(create_alias::v3::Response::new()))
 }
 
@@ -28,9 +34,19 @@ pub async fn get_alias(
     State(state): State<AppState>,
     request: Ruma<get_alias::v3::Request>,
 ) -> Result<RumaResponse<get_alias::v3::Response>> {
-    let (room_id, servers) = state.services.directory.resolve_alias(request.body.room_alias.as_str()).await?;
-    let servers = servers.into_iter().filter_map(|s| s.try_into().ok()).collect();
-    Ok(RumaResponse(get_alias::v3::Response::new(room_id.try_into().map_err(Error::internal)?, servers)))
+    let (room_id, servers) = state
+        .services
+        .directory
+        .resolve_alias(request.body.room_alias.as_str())
+        .await?;
+    let servers = servers
+        .into_iter()
+        .filter_map(|s| s.try_into().ok())
+        .collect();
+    Ok(RumaResponse(get_alias::v3::Response::new(
+        room_id.try_into().map_err(Error::internal)?,
+        servers,
+    )))
 }
 
 pub async fn delete_alias(
@@ -38,7 +54,11 @@ pub async fn delete_alias(
     request: Ruma<delete_alias::v3::Request>,
 ) -> Result<RumaResponse<delete_alias::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.directory.delete_alias(&caller, body.room_alias.as_str()).await?;
+    state
+        .services
+        .directory
+        .delete_alias(&caller, body.room_alias.as_str())
+        .await?;
     Ok(RumaResponse(delete_alias::v3::Response::new()))
 }
 
@@ -46,8 +66,18 @@ pub async fn get_room_visibility(
     State(state): State<AppState>,
     request: Ruma<get_room_visibility::v3::Request>,
 ) -> Result<RumaResponse<get_room_visibility::v3::Response>> {
-    let public = state.services.directory.visibility(request.body.room_id.as_str()).await?;
-    Ok(RumaResponse(get_room_visibility::v3::Response::new(if public { Visibility::Public } else { Visibility::Private })))
+    let public = state
+        .services
+        .directory
+        .visibility(request.body.room_id.as_str())
+        .await?;
+    Ok(RumaResponse(get_room_visibility::v3::Response::new(
+        if public {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
+    )))
 }
 
 pub async fn set_room_visibility(
@@ -56,7 +86,11 @@ pub async fn set_room_visibility(
 ) -> Result<RumaResponse<set_room_visibility::v3::Response>> {
     let (caller, body) = request.authed()?;
     let public = body.visibility == Visibility::Public;
-    state.services.directory.set_visibility(&caller, body.room_id.as_str(), public).await?;
+    state
+        .services
+        .directory
+        .set_visibility(&caller, body.room_id.as_str(), public)
+        .await?;
     Ok(RumaResponse(set_room_visibility::v3::Response::new()))
 }
 
@@ -81,7 +115,11 @@ pub async fn get_public_rooms(
     request: Ruma<get_public_rooms::v3::Request>,
 ) -> Result<axum::Json<Value>> {
     let body = request.body;
-    let page = state.services.directory.public_rooms(page_limit(body.limit), body.since.as_deref(), None).await?;
+    let page = state
+        .services
+        .directory
+        .public_rooms(page_limit(body.limit), body.since.as_deref(), None)
+        .await?;
     Ok(axum::Json(public_rooms_json(page)))
 }
 
@@ -91,7 +129,11 @@ pub async fn get_public_rooms_filtered(
 ) -> Result<axum::Json<Value>> {
     let body = request.body;
     let term = body.filter.generic_search_term.as_deref();
-    let page = state.services.directory.public_rooms(page_limit(body.limit), body.since.as_deref(), term).await?;
+    let page = state
+        .services
+        .directory
+        .public_rooms(page_limit(body.limit), body.since.as_deref(), term)
+        .await?;
     Ok(axum::Json(public_rooms_json(page)))
 }
 
@@ -101,6 +143,12 @@ pub async fn search_users(
 ) -> Result<axum::Json<Value>> {
     let (_, body) = request.authed()?;
     let limit = usize::try_from(u64::from(body.limit)).unwrap_or(usize::MAX);
-    let (results, limited) = state.services.directory.search_users(&body.search_term, limit).await?;
-    Ok(axum::Json(json!({ "results": results, "limited": limited })))
+    let (results, limited) = state
+        .services
+        .directory
+        .search_users(&body.search_term, limit)
+        .await?;
+    Ok(axum::Json(
+        json!({ "results": results, "limited": limited }),
+    ))
 }

@@ -5,8 +5,8 @@
 //! <https://spec.matrix.org/v1.12/client-server-api/#capabilities-negotiation>.
 
 use axum::Json;
-use converge_core::RoomVersion;
 use axum::extract::State;
+use converge_core::RoomVersion;
 use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
 use serde_json::{Value, json};
 
@@ -43,10 +43,17 @@ pub async fn get_capabilities(
     capabilities.thirdparty_id_changes.enabled = false;
     let available = RoomVersion::SUPPORTED
         .iter()
-        .map(|v| (v.ruma_id(), get_capabilities::v3::RoomVersionStability::Stable))
+        .map(|v| {
+            (
+                v.ruma_id(),
+                get_capabilities::v3::RoomVersionStability::Stable,
+            )
+        })
         .collect();
-    capabilities.room_versions =
-        get_capabilities::v3::RoomVersionsCapability::new(RoomVersion::DEFAULT.ruma_id(), available);
+    capabilities.room_versions = get_capabilities::v3::RoomVersionsCapability::new(
+        RoomVersion::DEFAULT.ruma_id(),
+        available,
+    );
     Ok(RumaResponse(get_capabilities::v3::Response::new(
         capabilities,
     )))

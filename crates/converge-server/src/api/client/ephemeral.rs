@@ -31,7 +31,9 @@ pub async fn create_typing_event(
     let (membership, interested) = state
         .services
         .rooms
-        .snapshot(room_id, |room| (room.membership(caller.user_id.as_str()), room.interested()))
+        .snapshot(room_id, |room| {
+            (room.membership(caller.user_id.as_str()), room.interested())
+        })
         .await?;
     if membership != Membership::Join {
         return Err(Error::forbidden("you are not in this room"));
@@ -40,8 +42,15 @@ pub async fn create_typing_event(
         create_typing_event::v3::Typing::Yes(info) => (true, info.timeout),
         _ => (false, Duration::ZERO),
     };
-    if state.services.ephemeral.set_typing(room_id, caller.user_id.as_str(), typing, timeout) {
-        state.services.notifier.notify(&mut interested.iter().map(String::as_str));
+    if state
+        .services
+        .ephemeral
+        .set_typing(room_id, caller.user_id.as_str(), typing, timeout)
+    {
+        state
+            .services
+            .notifier
+            .notify(&mut interested.iter().map(String::as_str));
     }
     Ok(RumaResponse(create_typing_event::v3::Response::new()))
 }
@@ -55,7 +64,12 @@ pub async fn create_receipt(
     state
         .services
         .account_data
-        .receipt(&caller, body.room_id.as_str(), &receipt_type, body.event_id.as_str())
+        .receipt(
+            &caller,
+            body.room_id.as_str(),
+            &receipt_type,
+            body.event_id.as_str(),
+        )
         .await?;
     Ok(RumaResponse(create_receipt::v3::Response::new()))
 }
@@ -96,9 +110,15 @@ pub async fn set_presence(
     if let Some(msg) = &body.status_msg
         && msg.len() > 1024
     {
-        return Err(Error::InvalidParam("status_msg is limited to 1024 bytes".into()));
+        return Err(Error::InvalidParam(
+            "status_msg is limited to 1024 bytes".into(),
+        ));
     }
-    state.services.sync.set_presence(caller.user_id.as_str(), presence, body.status_msg).await?;
+    state
+        .services
+        .sync
+        .set_presence(caller.user_id.as_str(), presence, body.status_msg)
+        .await?;
     Ok(RumaResponse(set_presence::v3::Response::new()))
 }
 
@@ -116,7 +136,9 @@ pub async fn get_presence(
     response.status_msg = presence.status_msg.clone();
     response.currently_active = Some(presence.state == "online");
     if presence.last_active_ms > 0 {
-        response.last_active_ago = Some(Duration::from_millis((crate::service::now_ms() - presence.last_active_ms).max(0) as u64));
+        response.last_active_ago = Some(Duration::from_millis(
+            (crate::service::now_ms() - presence.last_active_ms).max(0) as u64,
+        ));
     }
     Ok(RumaResponse(response))
 }

@@ -5,7 +5,8 @@
 use axum::extract::State;
 use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
-    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, kick_user, leave_room, unban_user,
+    ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias, kick_user,
+    leave_room, unban_user,
 };
 
 use crate::api::{Ruma, RumaResponse};
@@ -15,7 +16,10 @@ use crate::service::ratelimit::Limit;
 use crate::state::AppState;
 
 fn limit(state: &AppState, caller: &Caller) -> Result<()> {
-    state.services.limiter.check(Limit::Message, caller.user_id.as_str())
+    state
+        .services
+        .limiter
+        .check(Limit::Message, caller.user_id.as_str())
 }
 
 pub async fn join_room_by_id(
@@ -24,8 +28,18 @@ pub async fn join_room_by_id(
 ) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
     let (caller, body) = request.authed()?;
     limit(&state, &caller)?;
-    state.services.rooms.join(body.room_id.as_str(), caller.user_id.as_str(), body.reason.as_deref()).await?;
-    Ok(RumaResponse(join_room_by_id::v3::Response::new(body.room_id)))
+    state
+        .services
+        .rooms
+        .join(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            body.reason.as_deref(),
+        )
+        .await?;
+    Ok(RumaResponse(join_room_by_id::v3::Response::new(
+        body.room_id,
+    )))
 }
 
 pub async fn join_room_by_id_or_alias(
@@ -34,9 +48,19 @@ pub async fn join_room_by_id_or_alias(
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
     let (caller, body) = request.authed()?;
     limit(&state, &caller)?;
-    let room_id = state.services.rooms.resolve(body.room_id_or_alias.as_str()).await?;
-    state.services.rooms.join(&room_id, caller.user_id.as_str(), body.reason.as_deref()).await?;
-    Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id.try_into().map_err(Error::internal)?)))
+    let room_id = state
+        .services
+        .rooms
+        .resolve(body.room_id_or_alias.as_str())
+        .await?;
+    state
+        .services
+        .rooms
+        .join(&room_id, caller.user_id.as_str(), body.reason.as_deref())
+        .await?;
+    Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(
+        room_id.try_into().map_err(Error::internal)?,
+    )))
 }
 
 pub async fn invite_user(
@@ -51,7 +75,13 @@ pub async fn invite_user(
     state
         .services
         .rooms
-        .invite(body.room_id.as_str(), caller.user_id.as_str(), invitee.user_id.as_str(), invitee.reason.as_deref(), false)
+        .invite(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            invitee.user_id.as_str(),
+            invitee.reason.as_deref(),
+            false,
+        )
         .await?;
     Ok(RumaResponse(invite_user::v3::Response::new()))
 }
@@ -62,7 +92,15 @@ pub async fn leave_room(
 ) -> Result<RumaResponse<leave_room::v3::Response>> {
     let (caller, body) = request.authed()?;
     limit(&state, &caller)?;
-    state.services.rooms.leave(body.room_id.as_str(), caller.user_id.as_str(), body.reason.as_deref()).await?;
+    state
+        .services
+        .rooms
+        .leave(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            body.reason.as_deref(),
+        )
+        .await?;
     Ok(RumaResponse(leave_room::v3::Response::new()))
 }
 
@@ -71,7 +109,11 @@ pub async fn forget_room(
     request: Ruma<forget_room::v3::Request>,
 ) -> Result<RumaResponse<forget_room::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.rooms.forget(body.room_id.as_str(), caller.user_id.as_str()).await?;
+    state
+        .services
+        .rooms
+        .forget(body.room_id.as_str(), caller.user_id.as_str())
+        .await?;
     Ok(RumaResponse(forget_room::v3::Response::new()))
 }
 
@@ -84,7 +126,12 @@ pub async fn kick_user(
     state
         .services
         .rooms
-        .kick(body.room_id.as_str(), caller.user_id.as_str(), body.user_id.as_str(), body.reason.as_deref())
+        .kick(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            body.user_id.as_str(),
+            body.reason.as_deref(),
+        )
         .await?;
     Ok(RumaResponse(kick_user::v3::Response::new()))
 }
@@ -98,7 +145,12 @@ pub async fn ban_user(
     state
         .services
         .rooms
-        .ban(body.room_id.as_str(), caller.user_id.as_str(), body.user_id.as_str(), body.reason.as_deref())
+        .ban(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            body.user_id.as_str(),
+            body.reason.as_deref(),
+        )
         .await?;
     Ok(RumaResponse(ban_user::v3::Response::new()))
 }
@@ -112,7 +164,12 @@ pub async fn unban_user(
     state
         .services
         .rooms
-        .unban(body.room_id.as_str(), caller.user_id.as_str(), body.user_id.as_str(), body.reason.as_deref())
+        .unban(
+            body.room_id.as_str(),
+            caller.user_id.as_str(),
+            body.user_id.as_str(),
+            body.reason.as_deref(),
+        )
         .await?;
     Ok(RumaResponse(unban_user::v3::Response::new()))
 }
@@ -123,7 +180,17 @@ pub async fn knock_room(
 ) -> Result<RumaResponse<knock_room::v3::Response>> {
     let (caller, body) = request.authed()?;
     limit(&state, &caller)?;
-    let room_id = state.services.rooms.resolve(body.room_id_or_alias.as_str()).await?;
-    state.services.rooms.knock(&room_id, caller.user_id.as_str(), body.reason.as_deref()).await?;
-    Ok(RumaResponse(knock_room::v3::Response::new(room_id.try_into().map_err(Error::internal)?)))
+    let room_id = state
+        .services
+        .rooms
+        .resolve(body.room_id_or_alias.as_str())
+        .await?;
+    state
+        .services
+        .rooms
+        .knock(&room_id, caller.user_id.as_str(), body.reason.as_deref())
+        .await?;
+    Ok(RumaResponse(knock_room::v3::Response::new(
+        room_id.try_into().map_err(Error::internal)?,
+    )))
 }

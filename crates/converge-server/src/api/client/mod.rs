@@ -16,9 +16,10 @@ mod sync;
 use axum::Router;
 use axum::routing::get;
 use ruma::api::client::{
-    account as acc, alias, config, context, device as dev, directory as dir, discovery as disc, filter, knock,
-    membership as mem, message as msg, presence, profile as prof, read_marker, receipt, redact, relations, room as rm,
-    session as sess, state as st, sync as sy, tag, typing, user_directory,
+    account as acc, alias, config, context, device as dev, directory as dir, discovery as disc,
+    filter, knock, membership as mem, message as msg, presence, profile as prof, read_marker,
+    receipt, redact, relations, room as rm, session as sess, state as st, sync as sy, tag, typing,
+    user_directory,
 };
 
 use super::RouterExt;
@@ -67,7 +68,9 @@ fn room_routes() -> Router<AppState> {
         .ruma::<rm::aliases::v3::Request, _, _>(room::get_room_aliases)
         .ruma::<st::get_state_events::v3::Request, _, _>(room::get_state_events)
         .ruma::<st::get_state_event_for_key::v3::Request, _, _>(room::get_state_event_for_key)
-        .ruma_without_last::<st::get_state_event_for_key::v3::Request, _, _>(room::get_state_event_for_key)
+        .ruma_without_last::<st::get_state_event_for_key::v3::Request, _, _>(
+            room::get_state_event_for_key,
+        )
         .ruma::<st::send_state_event::v3::Request, _, _>(message::send_state_event)
         .ruma_without_last::<st::send_state_event::v3::Request, _, _>(message::send_state_event)
         .ruma::<msg::send_message_event::v3::Request, _, _>(message::send_message_event)
@@ -75,7 +78,9 @@ fn room_routes() -> Router<AppState> {
         .ruma::<redact::redact_event::v3::Request, _, _>(message::redact_event)
         .ruma::<context::get_context::v3::Request, _, _>(room::get_context)
         .ruma::<relations::get_relating_events::v1::Request, _, _>(room::get_relating_events)
-        .ruma::<relations::get_relating_events_with_rel_type::v1::Request, _, _>(room::get_relating_events_with_rel_type)
+        .ruma::<relations::get_relating_events_with_rel_type::v1::Request, _, _>(
+            room::get_relating_events_with_rel_type,
+        )
         .ruma::<relations::get_relating_events_with_rel_type_and_event_type::v1::Request, _, _>(
             room::get_relating_events_with_rel_type_and_event_type,
         )
@@ -83,7 +88,9 @@ fn room_routes() -> Router<AppState> {
         .ruma::<mem::joined_members::v3::Request, _, _>(room::joined_members)
         .ruma::<mem::joined_rooms::v3::Request, _, _>(room::joined_rooms)
         .ruma::<mem::join_room_by_id::v3::Request, _, _>(membership::join_room_by_id)
-        .ruma::<mem::join_room_by_id_or_alias::v3::Request, _, _>(membership::join_room_by_id_or_alias)
+        .ruma::<mem::join_room_by_id_or_alias::v3::Request, _, _>(
+            membership::join_room_by_id_or_alias,
+        )
         .ruma::<mem::invite_user::v3::Request, _, _>(membership::invite_user)
         .ruma::<mem::leave_room::v3::Request, _, _>(membership::leave_room)
         .ruma::<mem::forget_room::v3::Request, _, _>(membership::forget_room)
@@ -99,10 +106,18 @@ fn room_routes() -> Router<AppState> {
         .ruma::<read_marker::set_read_marker::v3::Request, _, _>(ephemeral::set_read_marker)
         .ruma::<presence::set_presence::v3::Request, _, _>(ephemeral::set_presence)
         .ruma::<presence::get_presence::v3::Request, _, _>(ephemeral::get_presence)
-        .ruma::<config::set_global_account_data::v3::Request, _, _>(account_data::set_global_account_data)
-        .ruma::<config::get_global_account_data::v3::Request, _, _>(account_data::get_global_account_data)
-        .ruma::<config::set_room_account_data::v3::Request, _, _>(account_data::set_room_account_data)
-        .ruma::<config::get_room_account_data::v3::Request, _, _>(account_data::get_room_account_data)
+        .ruma::<config::set_global_account_data::v3::Request, _, _>(
+            account_data::set_global_account_data,
+        )
+        .ruma::<config::get_global_account_data::v3::Request, _, _>(
+            account_data::get_global_account_data,
+        )
+        .ruma::<config::set_room_account_data::v3::Request, _, _>(
+            account_data::set_room_account_data,
+        )
+        .ruma::<config::get_room_account_data::v3::Request, _, _>(
+            account_data::get_room_account_data,
+        )
         .ruma::<tag::get_tags::v3::Request, _, _>(account_data::get_tags)
         .ruma::<tag::create_tag::v3::Request, _, _>(account_data::create_tag)
         .ruma::<tag::delete_tag::v3::Request, _, _>(account_data::delete_tag)
@@ -112,6 +127,8 @@ fn room_routes() -> Router<AppState> {
         .ruma::<dir::get_room_visibility::v3::Request, _, _>(directory::get_room_visibility)
         .ruma::<dir::set_room_visibility::v3::Request, _, _>(directory::set_room_visibility)
         .ruma::<dir::get_public_rooms::v3::Request, _, _>(directory::get_public_rooms)
-        .ruma::<dir::get_public_rooms_filtered::v3::Request, _, _>(directory::get_public_rooms_filtered)
+        .ruma::<dir::get_public_rooms_filtered::v3::Request, _, _>(
+            directory::get_public_rooms_filtered,
+        )
         .ruma::<user_directory::search_users::v3::Request, _, _>(directory::search_users)
 }

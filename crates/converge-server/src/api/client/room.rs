@@ -9,7 +9,8 @@ use ruma::api::client::context::get_context;
 use ruma::api::client::membership::{get_member_events, joined_members, joined_rooms};
 use ruma::api::client::message::get_message_events;
 use ruma::api::client::relations::{
-    get_relating_events, get_relating_events_with_rel_type, get_relating_events_with_rel_type_and_event_type,
+    get_relating_events, get_relating_events_with_rel_type,
+    get_relating_events_with_rel_type_and_event_type,
 };
 use ruma::api::client::room::{aliases, create_room, get_room_event};
 use ruma::api::client::state::{get_state_event_for_key, get_state_events};
@@ -43,31 +44,61 @@ pub async fn create_room(
     request: Ruma<create_room::v3::Request>,
 ) -> Result<RumaResponse<create_room::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.limiter.check(crate::service::ratelimit::Limit::Message, caller.user_id.as_str())?;
+    state.services.limiter.check(
+        crate::service::ratelimit::Limit::Message,
+        caller.user_id.as_str(),
+    )?;
     let mut initial_state = Vec::with_capacity(body.initial_state.len());
     for event in &body.initial_state {
         let event = object(event, "an initial_state event")?;
-        let event_type = event.get("type").and_then(Value::as_str).ok_or_else(|| Error::BadJson("initial_state events need a type".into()))?;
-        let state_key = event.get("state_key").and_then(Value::as_str).unwrap_or_default();
-        let content = event.get("content").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+        let event_type = event
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::BadJson("initial_state events need a type".into()))?;
+        let state_key = event
+            .get("state_key")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let content = event
+            .get("content")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
         initial_state.push((event_type.to_owned(), state_key.to_owned(), content));
     }
     let request = CreateRoom {
-        creation_content: body.creation_content.as_ref().map(|c| object(c, "creation_content")).transpose()?,
+        creation_content: body
+            .creation_content
+            .as_ref()
+            .map(|c| object(c, "creation_content"))
+            .transpose()?,
         initial_state,
         invite: body.invite.iter().map(ToString::to_string).collect(),
         is_direct: body.is_direct,
         name: body.name,
-        power_level_content_override: body.power_level_content_override.as_ref().map(|p| object(p, "power_level_content_override")).transpose()?,
+        power_level_content_override: body
+            .power_level_content_override
+            .as_ref()
+            .map(|p| object(p, "power_level_content_override"))
+            .transpose()?,
         preset: body.preset.map(|p| p.to_string()),
         room_alias_name: body.room_alias_name,
         room_version: body.room_version.map(|v| v.to_string()),
         topic: body.topic,
         public: body.visibility == ruma::api::client::room::Visibility::Public,
     };
-    let profile = state.services.rooms.member_profile(caller.user_id.as_str()).await?;
-    let room_id = state.services.rooms.create(caller.user_id.as_str(), request, profile).await?;
-    Ok(RumaResponse(create_room::v3::Response::new(room_id.try_into().map_err(Error::internal)?)))
+    let profile = state
+        .services
+        .rooms
+        .member_profile(caller.user_id.as_str())
+        .await?;
+    let room_id = state
+        .services
+        .rooms
+        .create(caller.user_id.as_str(), request, profile)
+        .await?;
+    Ok(RumaResponse(create_room::v3::Response::new(
+        room_id.try_into().map_err(Error::internal)?,
+    )))
 }
 
 pub async fn get_room_event(
@@ -75,7 +106,11 @@ pub async fn get_room_event(
     request: Ruma<get_room_event::v3::Request>,
 ) -> Result<RumaResponse<get_room_event::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let event = state.services.timeline.event(&caller, body.room_id.as_str(), body.event_id.as_str()).await?;
+    let event = state
+        .services
+        .timeline
+        .event(&caller, body.room_id.as_str(), body.event_id.as_str())
+        .await?;
     Ok(RumaResponse(get_room_event::v3::Response::new(raw(&event))))
 }
 
@@ -84,8 +119,14 @@ pub async fn get_state_events(
     request: Ruma<get_state_events::v3::Request>,
 ) -> Result<RumaResponse<get_state_events::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let events = state.services.timeline.state(&caller, body.room_id.as_str()).await?;
-    Ok(RumaResponse(get_state_events::v3::Response::new(events.iter().map(raw).collect())))
+    let events = state
+        .services
+        .timeline
+        .state(&caller, body.room_id.as_str())
+        .await?;
+    Ok(RumaResponse(get_state_events::v3::Response::new(
+        events.iter().map(raw).collect(),
+    )))
 }
 
 pub async fn get_state_event_for_key(
@@ -96,10 +137,17 @@ pub async fn get_state_event_for_key(
     let content = state
         .services
         .timeline
-        .state_event(&caller, body.room_id.as_str(), &body.event_type.to_string(), &body.state_key)
+        .state_event(
+            &caller,
+            body.room_id.as_str(),
+            &body.event_type.to_string(),
+            &body.state_key,
+        )
         .await?;
     let content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
-    Ok(RumaResponse(get_state_event_for_key::v3::Response::new(content)))
+    Ok(RumaResponse(get_state_event_for_key::v3::Response::new(
+        content,
+    )))
 }
 
 pub async fn get_member_events(
@@ -112,9 +160,16 @@ pub async fn get_member_events(
     let events = state
         .services
         .timeline
-        .members(&caller, body.room_id.as_str(), membership.as_deref(), not_membership.as_deref())
+        .members(
+            &caller,
+            body.room_id.as_str(),
+            membership.as_deref(),
+            not_membership.as_deref(),
+        )
         .await?;
-    Ok(RumaResponse(get_member_events::v3::Response::new(events.iter().map(raw).collect())))
+    Ok(RumaResponse(get_member_events::v3::Response::new(
+        events.iter().map(raw).collect(),
+    )))
 }
 
 pub async fn joined_members(
@@ -122,7 +177,11 @@ pub async fn joined_members(
     request: Ruma<joined_members::v3::Request>,
 ) -> Result<RumaResponse<joined_members::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let members = state.services.timeline.joined_members(&caller, body.room_id.as_str()).await?;
+    let members = state
+        .services
+        .timeline
+        .joined_members(&caller, body.room_id.as_str())
+        .await?;
     let mut joined = std::collections::BTreeMap::new();
     for (user, name, avatar) in members {
         let mut member = joined_members::v3::RoomMember::new();
@@ -139,7 +198,10 @@ pub async fn joined_rooms(
 ) -> Result<RumaResponse<joined_rooms::v3::Response>> {
     let (caller, _) = request.authed()?;
     let rooms = state.services.timeline.joined_rooms(&caller).await?;
-    let rooms = rooms.into_iter().filter_map(|r| r.try_into().ok()).collect();
+    let rooms = rooms
+        .into_iter()
+        .filter_map(|r| r.try_into().ok())
+        .collect();
     Ok(RumaResponse(joined_rooms::v3::Response::new(rooms)))
 }
 
@@ -179,7 +241,13 @@ pub async fn get_context(
     let context = state
         .services
         .timeline
-        .context(&caller, body.room_id.as_str(), body.event_id.as_str(), limit(Some(body.limit), 10), &filter)
+        .context(
+            &caller,
+            body.room_id.as_str(),
+            body.event_id.as_str(),
+            limit(Some(body.limit), 10),
+            &filter,
+        )
         .await?;
     let mut response = get_context::v3::Response::new();
     response.start = Some(context.start);
@@ -199,7 +267,15 @@ pub async fn get_relating_events(
     let (chunk, next) = state
         .services
         .timeline
-        .relations(&caller, body.room_id.as_str(), body.event_id.as_str(), None, None, body.from.as_deref(), limit(body.limit, 50))
+        .relations(
+            &caller,
+            body.room_id.as_str(),
+            body.event_id.as_str(),
+            None,
+            None,
+            body.from.as_deref(),
+            limit(body.limit, 50),
+        )
         .await?;
     let mut response = get_relating_events::v1::Response::new(chunk.iter().map(raw).collect());
     response.next_batch = next;
@@ -215,9 +291,18 @@ pub async fn get_relating_events_with_rel_type(
     let (chunk, next) = state
         .services
         .timeline
-        .relations(&caller, body.room_id.as_str(), body.event_id.as_str(), Some(&rel_type), None, body.from.as_deref(), limit(body.limit, 50))
+        .relations(
+            &caller,
+            body.room_id.as_str(),
+            body.event_id.as_str(),
+            Some(&rel_type),
+            None,
+            body.from.as_deref(),
+            limit(body.limit, 50),
+        )
         .await?;
-    let mut response = get_relating_events_with_rel_type::v1::Response::new(chunk.iter().map(raw).collect());
+    let mut response =
+        get_relating_events_with_rel_type::v1::Response::new(chunk.iter().map(raw).collect());
     response.next_batch = next;
     Ok(RumaResponse(response))
 }
@@ -232,9 +317,19 @@ pub async fn get_relating_events_with_rel_type_and_event_type(
     let (chunk, next) = state
         .services
         .timeline
-        .relations(&caller, body.room_id.as_str(), body.event_id.as_str(), Some(&rel_type), Some(&event_type), body.from.as_deref(), limit(body.limit, 50))
+        .relations(
+            &caller,
+            body.room_id.as_str(),
+            body.event_id.as_str(),
+            Some(&rel_type),
+            Some(&event_type),
+            body.from.as_deref(),
+            limit(body.limit, 50),
+        )
         .await?;
-    let mut response = get_relating_events_with_rel_type_and_event_type::v1::Response::new(chunk.iter().map(raw).collect());
+    let mut response = get_relating_events_with_rel_type_and_event_type::v1::Response::new(
+        chunk.iter().map(raw).collect(),
+    );
     response.next_batch = next;
     Ok(RumaResponse(response))
 }
@@ -244,7 +339,14 @@ pub async fn get_room_aliases(
     request: Ruma<aliases::v3::Request>,
 ) -> Result<RumaResponse<aliases::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let aliases = state.services.directory.room_aliases(&caller, body.room_id.as_str()).await?;
-    let aliases = aliases.into_iter().filter_map(|a| a.try_into().ok()).collect();
+    let aliases = state
+        .services
+        .directory
+        .room_aliases(&caller, body.room_id.as_str())
+        .await?;
+    let aliases = aliases
+        .into_iter()
+        .filter_map(|a| a.try_into().ok())
+        .collect();
     Ok(RumaResponse(aliases::v3::Response::new(aliases)))
 }

@@ -28,7 +28,11 @@ pub async fn sync_events(
         None => SyncFilter::default(),
         Some(sync_events::v3::Filter::FilterDefinition(definition)) => SyncFilter::from(definition),
         Some(sync_events::v3::Filter::FilterId(id)) => {
-            let definition = state.services.filters.get(&caller, caller.user_id.as_str(), id).await?;
+            let definition = state
+                .services
+                .filters
+                .get(&caller, caller.user_id.as_str(), id)
+                .await?;
             SyncFilter::from(&definition)
         }
         Some(_) => SyncFilter::default(),
@@ -53,7 +57,11 @@ pub async fn create_filter(
     request: Ruma<create_filter::v3::Request>,
 ) -> Result<RumaResponse<create_filter::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let id = state.services.filters.create(&caller, body.user_id.as_str(), &body.filter).await?;
+    let id = state
+        .services
+        .filters
+        .create(&caller, body.user_id.as_str(), &body.filter)
+        .await?;
     Ok(RumaResponse(create_filter::v3::Response::new(id)))
 }
 
@@ -62,6 +70,10 @@ pub async fn get_filter(
     request: Ruma<get_filter::v3::Request>,
 ) -> Result<RumaResponse<get_filter::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let definition = state.services.filters.get(&caller, body.user_id.as_str(), &body.filter_id).await?;
+    let definition = state
+        .services
+        .filters
+        .get(&caller, body.user_id.as_str(), &body.filter_id)
+        .await?;
     Ok(RumaResponse(get_filter::v3::Response::new(definition)))
 }

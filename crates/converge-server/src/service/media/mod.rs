@@ -63,19 +63,46 @@ pub struct Media {
 /// Whether a media ID or server name part is safe: a strict alphabet, so it can never
 /// name another path.
 pub fn valid_media_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Content types a browser may render inline. Everything else is served as an attachment.
 pub fn inline_allowed(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     matches!(
         essence.as_str(),
         "text/plain"
-            | "image/jpeg" | "image/png" | "image/gif" | "image/webp" | "image/apng" | "image/avif" | "image/bmp"
-            | "audio/mpeg" | "audio/mp4" | "audio/ogg" | "audio/wav" | "audio/wave" | "audio/x-wav" | "audio/webm"
-            | "audio/aac" | "audio/flac" | "audio/opus"
-            | "video/mp4" | "video/webm" | "video/ogg" | "video/quicktime" | "video/mpeg"
+            | "image/jpeg"
+            | "image/png"
+            | "image/gif"
+            | "image/webp"
+            | "image/apng"
+            | "image/avif"
+            | "image/bmp"
+            | "audio/mpeg"
+            | "audio/mp4"
+            | "audio/ogg"
+            | "audio/wav"
+            | "audio/wave"
+            | "audio/x-wav"
+            | "audio/webm"
+            | "audio/aac"
+            | "audio/flac"
+            | "audio/opus"
+            | "video/mp4"
+            | "video/webm"
+            | "video/ogg"
+            | "video/quicktime"
+            | "video/mpeg"
     )
 }
 
@@ -84,21 +111,35 @@ fn clean_content_type(value: Option<&str>) -> Option<String> {
     let value = value?.trim();
     let essence = value.split(';').next()?.trim();
     let (kind, sub) = essence.split_once('/')?;
-    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
     (token(kind) && token(sub) && value.len() <= 255 && value.is_ascii()).then(|| value.to_owned())
 }
 
 /// A file name as given by the client, without path separators or control characters.
 fn clean_filename(value: Option<&str>) -> Option<String> {
     let value = value?;
-    let name: String = value.chars().filter(|c| !c.is_control() && !matches!(c, '/' | '\\')).take(255).collect();
+    let name: String = value
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '/' | '\\'))
+        .take(255)
+        .collect();
     (!name.is_empty() && name != "." && name != "..").then_some(name)
 }
 
 impl Media {
-    pub async fn new(config: &Config, store: Store, limiter: Arc<RateLimiter>) -> Result<Self, String> {
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<Self, String> {
         let dir = config.data_dir.join("media");
-        tokio::fs::create_dir_all(dir.join("tmp")).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+        tokio::fs::create_dir_all(dir.join("tmp"))
+            .await
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let freeze_ts = store
             .server_meta_or_insert(FREEZE_KEY, &now_ms().to_string())
             .await
@@ -139,10 +180,19 @@ impl Media {
     }
 
     /// `POST /_matrix/media/v3/upload`: streams the body to disk and returns its `mxc://`.
-    pub async fn upload(&self, caller: &Caller, content_type: Option<&str>, filename: Option<&str>, declared: Option<u64>, body: Body) -> Result<String> {
+    pub async fn upload(
+        &self,
+        caller: &Caller,
+        content_type: Option<&str>,
+        filename: Option<&str>,
+        declared: Option<u64>,
+        body: Body,
+    ) -> Result<String> {
         self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
         if declared.is_some_and(|len| len > self.max_upload) {
-            return Err(Error::TooLarge { limit: self.max_upload });
+            return Err(Error::TooLarge {
+                limit: self.max_upload,
+            });
         }
         let (sha256, size) = self.store_body(body).await?;
         let media_id = Self::new_media_id();
@@ -164,8 +214,15 @@ impl Media {
     pub async fn create(&self, caller: &Caller) -> Result<(String, i64)> {
         self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
         let now = now_ms();
-        if self.store.pending_media_count(caller.user_id.as_str(), now).await? >= self.max_pending {
-            return Err(Error::LimitExceeded { retry_after_ms: 60_000 });
+        if self
+            .store
+            .pending_media_count(caller.user_id.as_str(), now)
+            .await?
+            >= self.max_pending
+        {
+            return Err(Error::LimitExceeded {
+                retry_after_ms: 60_000,
+            });
         }
         let media_id = Self::new_media_id();
         let row = MediaRow {
@@ -195,7 +252,9 @@ impl Media {
     ) -> Result<()> {
         let row = self.local_row(server_name, media_id).await?;
         if row.uploader != caller.user_id.as_str() {
-            return Err(Error::forbidden("this media ID was reserved by someone else"));
+            return Err(Error::forbidden(
+                "this media ID was reserved by someone else",
+            ));
         }
         if row.sha256.is_some() {
             return Err(Error::CannotOverwriteMedia);
@@ -204,12 +263,21 @@ impl Media {
             return Err(Error::NotFound("the reservation has expired".into()));
         }
         if declared.is_some_and(|len| len > self.max_upload) {
-            return Err(Error::TooLarge { limit: self.max_upload });
+            return Err(Error::TooLarge {
+                limit: self.max_upload,
+            });
         }
         let (sha256, size) = self.store_body(body).await?;
         let done = self
             .store
-            .complete_media(media_id, caller.user_id.as_str(), &sha256, clean_content_type(content_type).as_deref(), clean_filename(filename).as_deref(), size as i64)
+            .complete_media(
+                media_id,
+                caller.user_id.as_str(),
+                &sha256,
+                clean_content_type(content_type).as_deref(),
+                clean_filename(filename).as_deref(),
+                size as i64,
+            )
             .await?;
         if !done {
             return Err(Error::CannotOverwriteMedia);
@@ -220,7 +288,10 @@ impl Media {
     /// Streams a body into a temporary file, hashing it on the way and stopping as soon as
     /// it passes the size limit, then moves it to its content address.
     async fn store_body(&self, body: Body) -> Result<(String, u64)> {
-        let tmp = self.dir.join("tmp").join(super::accounts::random_string(24));
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(super::accounts::random_string(24));
         let result = self.write_tmp(&tmp, body).await;
         let (sha256, size) = match result {
             Ok(done) => done,
@@ -235,15 +306,21 @@ impl Media {
             let _ = tokio::fs::remove_file(&tmp).await;
         } else {
             if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(Error::internal)?;
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(Error::internal)?;
             }
-            tokio::fs::rename(&tmp, &target).await.map_err(Error::internal)?;
+            tokio::fs::rename(&tmp, &target)
+                .await
+                .map_err(Error::internal)?;
         }
         Ok((sha256, size))
     }
 
     async fn write_tmp(&self, tmp: &Path, body: Body) -> Result<(String, u64)> {
-        let mut file = tokio::fs::File::create(tmp).await.map_err(Error::internal)?;
+        let mut file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(Error::internal)?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut stream = body.into_data_stream();
@@ -251,7 +328,9 @@ impl Media {
             let chunk = chunk.map_err(|e| Error::BadJson(format!("the upload broke off: {e}")))?;
             size += chunk.len() as u64;
             if size > self.max_upload {
-                return Err(Error::TooLarge { limit: self.max_upload });
+                return Err(Error::TooLarge {
+                    limit: self.max_upload,
+                });
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(Error::internal)?;
@@ -264,13 +343,20 @@ impl Media {
     /// The media row for a local `server_name/media_id`, with both checked first.
     async fn local_row(&self, server_name: &str, media_id: &str) -> Result<MediaRow> {
         if !valid_media_id(media_id) || ruma::ServerName::parse(server_name).is_err() {
-            return Err(Error::InvalidParam("invalid server name or media ID".into()));
+            return Err(Error::InvalidParam(
+                "invalid server name or media ID".into(),
+            ));
         }
         if server_name != self.server_name {
             // No federation yet: remote media cannot be fetched.
-            return Err(Error::NotFound("media on other servers is not available here".into()));
+            return Err(Error::NotFound(
+                "media on other servers is not available here".into(),
+            ));
         }
-        self.store.media(media_id).await?.ok_or_else(|| Error::NotFound("no such media".into()))
+        self.store
+            .media(media_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such media".into()))
     }
 
     /// The file behind an `mxc://` URI, for download. `legacy` marks the unauthenticated
@@ -284,40 +370,71 @@ impl Media {
                 LegacyDownload::BeforeFreeze => row.created_ts < self.freeze_ts,
             };
             if !allowed {
-                return Err(Error::NotFound("this media is only available through the authenticated endpoints".into()));
+                return Err(Error::NotFound(
+                    "this media is only available through the authenticated endpoints".into(),
+                ));
             }
         }
         let Some(sha256) = row.sha256 else {
             return Err(Error::NotYetUploaded);
         };
         let path = self.content_path(&sha256);
-        let size = tokio::fs::metadata(&path).await.map_err(|e| Error::internal(format!("media file {sha256}: {e}")))?.len();
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| Error::internal(format!("media file {sha256}: {e}")))?
+            .len();
         Ok(MediaFile {
             path,
             size,
-            content_type: row.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            content_type: row
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
             filename: row.filename,
         })
     }
 
     /// A thumbnail of an image, generated once and then served from the cache.
-    pub async fn thumbnail(&self, server_name: &str, media_id: &str, spec: ThumbnailSpec, legacy: bool) -> Result<MediaFile> {
+    pub async fn thumbnail(
+        &self,
+        server_name: &str,
+        media_id: &str,
+        spec: ThumbnailSpec,
+        legacy: bool,
+    ) -> Result<MediaFile> {
         let original = self.open(server_name, media_id, legacy).await?;
         let size = spec.standard();
-        if let Some(cached) = self.store.thumbnail(media_id, size.width, size.height, size.method.as_str()).await? {
+        if let Some(cached) = self
+            .store
+            .thumbnail(media_id, size.width, size.height, size.method.as_str())
+            .await?
+        {
             let path = self.content_path(&cached.sha256);
-            return Ok(MediaFile { path, size: cached.size as u64, content_type: cached.content_type, filename: None });
+            return Ok(MediaFile {
+                path,
+                size: cached.size as u64,
+                content_type: cached.content_type,
+                filename: None,
+            });
         }
         let (bytes, content_type) = self.thumbnails.generate(&original, size).await?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let path = self.content_path(&sha256);
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(Error::internal)?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(Error::internal)?;
         }
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            let tmp = self.dir.join("tmp").join(super::accounts::random_string(24));
-            tokio::fs::write(&tmp, &bytes).await.map_err(Error::internal)?;
-            tokio::fs::rename(&tmp, &path).await.map_err(Error::internal)?;
+            let tmp = self
+                .dir
+                .join("tmp")
+                .join(super::accounts::random_string(24));
+            tokio::fs::write(&tmp, &bytes)
+                .await
+                .map_err(Error::internal)?;
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(Error::internal)?;
         }
         let row = converge_store::ThumbnailRow {
             width: size.width,
@@ -328,11 +445,21 @@ impl Media {
             size: bytes.len() as i64,
         };
         self.store.insert_thumbnail(media_id, &row).await?;
-        Ok(MediaFile { path, size: bytes.len() as u64, content_type: content_type.to_owned(), filename: None })
+        Ok(MediaFile {
+            path,
+            size: bytes.len() as u64,
+            content_type: content_type.to_owned(),
+            filename: None,
+        })
     }
 
     /// Stores bytes fetched by the server itself (a preview's image) as new media.
-    async fn store_fetched(&self, uploader: &str, bytes: Vec<u8>, content_type: Option<String>) -> Result<String> {
+    async fn store_fetched(
+        &self,
+        uploader: &str,
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+    ) -> Result<String> {
         let body = Body::from(bytes);
         let (sha256, size) = self.store_body(body).await?;
         let media_id = Self::new_media_id();
@@ -354,14 +481,25 @@ impl Media {
     /// `GET /_matrix/client/v1/media/preview_url`.
     pub async fn preview_url(&self, caller: &Caller, url: &str) -> Result<serde_json::Value> {
         self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
-        if let Some(cached) = self.store.url_preview(url, now_ms() - preview::CACHE_MS).await? {
+        if let Some(cached) = self
+            .store
+            .url_preview(url, now_ms() - preview::CACHE_MS)
+            .await?
+        {
             return serde_json::from_str(&cached).map_err(Error::internal);
         }
         let mut preview = self.previews.fetch(url).await?;
         if let Some(image) = preview.image.take() {
             let (width, height) = self.thumbnails.dimensions(&image.bytes).unwrap_or((0, 0));
             let size = image.bytes.len();
-            match self.store_fetched(caller.user_id.as_str(), image.bytes, image.content_type.clone()).await {
+            match self
+                .store_fetched(
+                    caller.user_id.as_str(),
+                    image.bytes,
+                    image.content_type.clone(),
+                )
+                .await
+            {
                 Ok(mxc) => {
                     preview.og["og:image"] = mxc.into();
                     preview.og["matrix:image:size"] = size.into();
@@ -376,7 +514,9 @@ impl Media {
                 Err(err) => tracing::debug!(error = %err, "could not keep a preview image"),
             }
         }
-        self.store.put_url_preview(url, &preview.og.to_string(), now_ms()).await?;
+        self.store
+            .put_url_preview(url, &preview.og.to_string(), now_ms())
+            .await?;
         Ok(preview.og)
     }
 
@@ -401,28 +541,62 @@ mod tests {
         for good in ["abc", "ABC_def-123", &"a".repeat(255)] {
             assert!(valid_media_id(good), "{good}");
         }
-        for bad in ["", "..", "a/b", "a\\b", "a\0b", "a.b", "%2e%2e", "ä", &"a".repeat(256), "a b"] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a.b",
+            "%2e%2e",
+            "ä",
+            &"a".repeat(256),
+            "a b",
+        ] {
             assert!(!valid_media_id(bad), "{bad:?}");
         }
     }
 
     #[test]
     fn only_safe_types_are_inline() {
-        for inline in ["image/png", "IMAGE/PNG", "image/jpeg; charset=x", "video/mp4", "audio/ogg", "text/plain; charset=utf-8"] {
+        for inline in [
+            "image/png",
+            "IMAGE/PNG",
+            "image/jpeg; charset=x",
+            "video/mp4",
+            "audio/ogg",
+            "text/plain; charset=utf-8",
+        ] {
             assert!(inline_allowed(inline), "{inline}");
         }
-        for attachment in ["text/html", "TEXT/HTML", "text/html; charset=utf-8", "image/svg+xml", "Image/SVG+XML",
-            "application/javascript", "text/javascript", "application/xhtml+xml", "application/octet-stream", ""] {
+        for attachment in [
+            "text/html",
+            "TEXT/HTML",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "Image/SVG+XML",
+            "application/javascript",
+            "text/javascript",
+            "application/xhtml+xml",
+            "application/octet-stream",
+            "",
+        ] {
             assert!(!inline_allowed(attachment), "{attachment}");
         }
     }
 
     #[test]
     fn client_names_and_types_are_cleaned() {
-        assert_eq!(clean_filename(Some("../../etc/passwd")).as_deref(), Some("....etcpasswd"));
+        assert_eq!(
+            clean_filename(Some("../../etc/passwd")).as_deref(),
+            Some("....etcpasswd")
+        );
         assert_eq!(clean_filename(Some("..")), None);
         assert_eq!(clean_filename(Some("a\nb.png")).as_deref(), Some("ab.png"));
-        assert_eq!(clean_content_type(Some("image/png")).as_deref(), Some("image/png"));
+        assert_eq!(
+            clean_content_type(Some("image/png")).as_deref(),
+            Some("image/png")
+        );
         assert_eq!(clean_content_type(Some("not a type")), None);
         assert_eq!(clean_content_type(Some("text/html\r\nX-Injected: 1")), None);
     }

@@ -59,7 +59,11 @@ impl Policy {
             Some(Host::Domain(_)) => return Ok(()),
             None => return Err("the URL has no host"),
         };
-        if self.permits(ip) { Ok(()) } else { Err(BLOCKED) }
+        if self.permits(ip) {
+            Ok(())
+        } else {
+            Err(BLOCKED)
+        }
     }
 }
 
@@ -75,7 +79,11 @@ impl Resolve for GuardedResolver {
             let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
             let allowed: Vec<SocketAddr> = found.filter(|addr| policy.permits(addr.ip())).collect();
             if allowed.is_empty() {
-                return Err(Box::new(std::io::Error::new(std::io::ErrorKind::PermissionDenied, BLOCKED)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    BLOCKED,
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -92,13 +100,24 @@ pub struct Previewer {
 
 impl Previewer {
     pub fn new(config: &UrlPreviewConfig) -> std::result::Result<Self, String> {
-        let parse = |list: &[String]| list.iter().map(|r| r.parse::<Cidr>()).collect::<std::result::Result<Vec<_>, _>>();
-        let policy = Policy { allow: Arc::new(parse(&config.allow)?), deny: Arc::new(parse(&config.deny)?) };
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|r| r.parse::<Cidr>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let policy = Policy {
+            allow: Arc::new(parse(&config.allow)?),
+            deny: Arc::new(parse(&config.deny)?),
+        };
         let redirect_policy = policy.clone();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(config.timeout)
-            .user_agent(concat!("Converge/", env!("CARGO_PKG_VERSION"), " (URL preview)"))
+            .user_agent(concat!(
+                "Converge/",
+                env!("CARGO_PKG_VERSION"),
+                " (URL preview)"
+            ))
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
@@ -111,7 +130,13 @@ impl Previewer {
             }))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { enabled: config.enabled, client, policy, max_bytes: config.max_bytes, timeout: config.timeout })
+        Ok(Self {
+            enabled: config.enabled,
+            client,
+            policy,
+            max_bytes: config.max_bytes,
+            timeout: config.timeout,
+        })
     }
 
     /// Fetches `url` and extracts its preview.
@@ -128,8 +153,17 @@ impl Previewer {
 
     async fn fetch_page(&self, url: Url) -> Result<Preview> {
         let (bytes, content_type, final_url) = self.get(url.clone()).await?;
-        if content_type.as_deref().is_some_and(|ct| ct.starts_with("image/")) {
-            return Ok(Preview { og: json!({ "og:url": url.as_str() }), image: Some(Image { bytes, content_type }) });
+        if content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("image/"))
+        {
+            return Ok(Preview {
+                og: json!({ "og:url": url.as_str() }),
+                image: Some(Image {
+                    bytes,
+                    content_type,
+                }),
+            });
         }
         let html = String::from_utf8_lossy(&bytes);
         let mut og = parse_html(&html);
@@ -137,14 +171,25 @@ impl Previewer {
             og["og:url"] = json!(final_url.as_str());
         }
         let mut image = None;
-        if let Some(src) = og.get("og:image").and_then(Value::as_str).map(str::to_owned) {
-            og.as_object_mut().expect("og is an object").remove("og:image");
+        if let Some(src) = og
+            .get("og:image")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        {
+            og.as_object_mut()
+                .expect("og is an object")
+                .remove("og:image");
             if let Ok(src) = final_url.join(&src)
                 && self.policy.check_url(&src).is_ok()
                 && let Ok((bytes, content_type, _)) = self.get(src).await
-                && content_type.as_deref().is_some_and(|ct| ct.starts_with("image/"))
+                && content_type
+                    .as_deref()
+                    .is_some_and(|ct| ct.starts_with("image/"))
             {
-                image = Some(Image { bytes, content_type });
+                image = Some(Image {
+                    bytes,
+                    content_type,
+                });
             }
         }
         Ok(Preview { og, image })
@@ -160,14 +205,23 @@ impl Previewer {
             }
         })?;
         if !response.status().is_success() {
-            return Err(Error::Upstream(format!("the page answered {}", response.status())));
+            return Err(Error::Upstream(format!(
+                "the page answered {}",
+                response.status()
+            )));
         }
         let final_url = response.url().clone();
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -191,12 +245,20 @@ pub fn parse_html(html: &str) -> Value {
     let mut at = 0;
     while let Some(start) = lower[at..].find("<meta") {
         let start = at + start;
-        let Some(end) = lower[start..].find('>') else { break };
+        let Some(end) = lower[start..].find('>') else {
+            break;
+        };
         let tag = &html[start..start + end];
         at = start + end;
         let attrs = attributes(tag);
-        let key = attrs.iter().find(|(k, _)| k == "property" || k == "name").map(|(_, v)| v.to_ascii_lowercase());
-        let content = attrs.iter().find(|(k, _)| k == "content").map(|(_, v)| v.clone());
+        let key = attrs
+            .iter()
+            .find(|(k, _)| k == "property" || k == "name")
+            .map(|(_, v)| v.to_ascii_lowercase());
+        let content = attrs
+            .iter()
+            .find(|(k, _)| k == "content")
+            .map(|(_, v)| v.clone());
         match (key.as_deref(), content) {
             (Some(k), Some(v)) if k.starts_with("og:") => {
                 if og.get(k).is_none() {
@@ -240,7 +302,11 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
             i += 1;
         }
         let name_start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'=' && bytes[i] != b'/' {
+        while i < bytes.len()
+            && !bytes[i].is_ascii_whitespace()
+            && bytes[i] != b'='
+            && bytes[i] != b'/'
+        {
             i += 1;
         }
         let name = tag[name_start..i].to_ascii_lowercase();
@@ -259,7 +325,9 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
             let value = if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
                 let quote = bytes[i];
                 let start = i + 1;
-                let end = tag[start..].find(quote as char).map_or(tag.len(), |e| start + e);
+                let end = tag[start..]
+                    .find(quote as char)
+                    .map_or(tag.len(), |e| start + e);
                 i = (end + 1).min(tag.len());
                 &tag[start..end]
             } else {
@@ -276,7 +344,12 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
 }
 
 fn decode_entities(text: &str) -> String {
-    text.replace("&quot;", "\"").replace("&#39;", "'").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -302,15 +375,41 @@ mod tests {
 
     #[test]
     fn literal_addresses_are_checked_before_fetching() {
-        let policy = Policy { allow: Arc::new(vec!["127.0.0.2/32".parse().unwrap()]), deny: Arc::new(vec![]) };
+        let policy = Policy {
+            allow: Arc::new(vec!["127.0.0.2/32".parse().unwrap()]),
+            deny: Arc::new(vec![]),
+        };
         for blocked in [
-            "http://127.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://2130706433/",
-            "http://0x7f000001/", "http://0177.0.0.1/", "http://10.0.0.1/", "http://[::1]:8008/", "http://169.254.169.254/",
+            "http://127.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://10.0.0.1/",
+            "http://[::1]:8008/",
+            "http://169.254.169.254/",
         ] {
-            assert_eq!(policy.check_url(&Url::parse(blocked).unwrap()), Err(BLOCKED), "{blocked}");
+            assert_eq!(
+                policy.check_url(&Url::parse(blocked).unwrap()),
+                Err(BLOCKED),
+                "{blocked}"
+            );
         }
-        assert!(policy.check_url(&Url::parse("ftp://example.org/").unwrap()).is_err());
-        assert!(policy.check_url(&Url::parse("http://127.0.0.2:9000/").unwrap()).is_ok());
-        assert!(policy.check_url(&Url::parse("https://example.org/").unwrap()).is_ok());
+        assert!(
+            policy
+                .check_url(&Url::parse("ftp://example.org/").unwrap())
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_url(&Url::parse("http://127.0.0.2:9000/").unwrap())
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check_url(&Url::parse("https://example.org/").unwrap())
+                .is_ok()
+        );
     }
 }

@@ -30,12 +30,21 @@ pub struct CreateRoom {
 
 impl Rooms {
     /// Creates a room with `creator` as its first member and admin.
-    pub async fn create(&self, creator: &str, request: CreateRoom, profile: Value) -> Result<String> {
+    pub async fn create(
+        &self,
+        creator: &str,
+        request: CreateRoom,
+        profile: Value,
+    ) -> Result<String> {
         let version = match &request.room_version {
             Some(v) => RoomVersion::parse(v).ok_or(Error::UnsupportedRoomVersion)?,
             None => RoomVersion::DEFAULT,
         };
-        let preset = request.preset.as_deref().unwrap_or(if request.public { "public_chat" } else { "private_chat" });
+        let preset = request.preset.as_deref().unwrap_or(if request.public {
+            "public_chat"
+        } else {
+            "private_chat"
+        });
         let (join_rule, guest_access) = match preset {
             "public_chat" => ("public", "forbidden"),
             "private_chat" | "trusted_private_chat" => ("invite", "can_join"),
@@ -49,20 +58,34 @@ impl Rooms {
         }
         for (event_type, _, content) in &request.initial_state {
             if !content.is_object() {
-                return Err(Error::BadJson(format!("initial_state {event_type} content must be an object")));
+                return Err(Error::BadJson(format!(
+                    "initial_state {event_type} content must be an object"
+                )));
             }
-            if converge_core::pdu::canonical_len(content).map_err(|e| Error::BadJson(e.to_string()))? > converge_core::pdu::MAX_PDU_BYTES {
-                return Err(Error::TooLarge { limit: converge_core::pdu::MAX_PDU_BYTES as u64 });
+            if converge_core::pdu::canonical_len(content)
+                .map_err(|e| Error::BadJson(e.to_string()))?
+                > converge_core::pdu::MAX_PDU_BYTES
+            {
+                return Err(Error::TooLarge {
+                    limit: converge_core::pdu::MAX_PDU_BYTES as u64,
+                });
             }
         }
         let room_id = self.new_room_id();
         let alias = match &request.room_alias_name {
             Some(name) => {
-                if name.is_empty() || name.contains([':', '#', ' ', '\t', '\n']) || name.len() > 200 {
-                    return Err(Error::InvalidParam("room_alias_name must be a plain name".into()));
+                if name.is_empty() || name.contains([':', '#', ' ', '\t', '\n']) || name.len() > 200
+                {
+                    return Err(Error::InvalidParam(
+                        "room_alias_name must be a plain name".into(),
+                    ));
                 }
                 let alias = format!("#{name}:{}", self.server_name);
-                if !self.store.create_alias(&alias, &room_id, creator, super::now_ms()).await? {
+                if !self
+                    .store
+                    .create_alias(&alias, &room_id, creator, super::now_ms())
+                    .await?
+                {
                     return Err(Error::RoomInUse);
                 }
                 Some(alias)
@@ -111,11 +134,27 @@ impl Rooms {
             NewEvent::state("m.room.power_levels", "", power_levels),
         ];
         if let Some(alias) = &alias {
-            events.push(NewEvent::state("m.room.canonical_alias", "", json!({ "alias": alias })));
+            events.push(NewEvent::state(
+                "m.room.canonical_alias",
+                "",
+                json!({ "alias": alias }),
+            ));
         }
-        events.push(NewEvent::state("m.room.join_rules", "", json!({ "join_rule": join_rule })));
-        events.push(NewEvent::state("m.room.history_visibility", "", json!({ "history_visibility": "shared" })));
-        events.push(NewEvent::state("m.room.guest_access", "", json!({ "guest_access": guest_access })));
+        events.push(NewEvent::state(
+            "m.room.join_rules",
+            "",
+            json!({ "join_rule": join_rule }),
+        ));
+        events.push(NewEvent::state(
+            "m.room.history_visibility",
+            "",
+            json!({ "history_visibility": "shared" }),
+        ));
+        events.push(NewEvent::state(
+            "m.room.guest_access",
+            "",
+            json!({ "guest_access": guest_access }),
+        ));
         for (event_type, state_key, content) in &request.initial_state {
             events.push(NewEvent::state(event_type, state_key, content.clone()));
         }
@@ -123,7 +162,11 @@ impl Rooms {
             events.push(NewEvent::state("m.room.name", "", json!({ "name": name })));
         }
         if let Some(topic) = &request.topic {
-            events.push(NewEvent::state("m.room.topic", "", json!({ "topic": topic })));
+            events.push(NewEvent::state(
+                "m.room.topic",
+                "",
+                json!({ "topic": topic }),
+            ));
         }
         for user in &request.invite {
             let mut content = json!({ "membership": "invite" });
@@ -133,8 +176,12 @@ impl Rooms {
             events.push(NewEvent::state("m.room.member", user, content));
         }
 
-        let handle = std::sync::Arc::new(tokio::sync::Mutex::new(RoomState::new(&room_id, version)));
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(room_id.clone(), handle.clone());
+        let handle =
+            std::sync::Arc::new(tokio::sync::Mutex::new(RoomState::new(&room_id, version)));
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(room_id.clone(), handle.clone());
         let mut queued = Vec::with_capacity(events.len());
         {
             let mut room = handle.lock().await;

@@ -43,7 +43,13 @@ impl Rooms {
         if let Some(reason) = reason {
             content["reason"] = json!(reason);
         }
-        let (event_id, _) = self.send(room_id, sender, NewEvent::state("m.room.member", target, content)).await?;
+        let (event_id, _) = self
+            .send(
+                room_id,
+                sender,
+                NewEvent::state("m.room.member", target, content),
+            )
+            .await?;
         Ok(event_id)
     }
 
@@ -64,7 +70,8 @@ impl Rooms {
         if unchanged && reason.is_none() {
             return Ok(room_id.to_owned());
         }
-        self.set_membership(room_id, user, user, "join", reason, profile).await?;
+        self.set_membership(room_id, user, user, "join", reason, profile)
+            .await?;
         Ok(room_id.to_owned())
     }
 
@@ -83,18 +90,33 @@ impl Rooms {
     }
 
     /// Invites `target`, who must be a user of this server (there is no federation yet).
-    pub async fn invite(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>, is_direct: bool) -> Result<()> {
+    pub async fn invite(
+        &self,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+        reason: Option<&str>,
+        is_direct: bool,
+    ) -> Result<()> {
         let local = target.ends_with(&format!(":{}", self.server_name));
-        let exists = local && self.store.user(&target[1..target.len() - self.server_name.len() - 1]).await?.is_some_and(|u| !u.deactivated);
+        let exists = local
+            && self
+                .store
+                .user(&target[1..target.len() - self.server_name.len() - 1])
+                .await?
+                .is_some_and(|u| !u.deactivated);
         if !exists {
-            return Err(Error::forbidden("can only invite existing users of this server"));
+            return Err(Error::forbidden(
+                "can only invite existing users of this server",
+            ));
         }
         let profile = self.member_profile(target).await?;
         let mut extra = profile;
         if is_direct {
             extra["is_direct"] = json!(true);
         }
-        self.set_membership(room_id, sender, target, "invite", reason, extra).await?;
+        self.set_membership(room_id, sender, target, "invite", reason, extra)
+            .await?;
         Ok(())
     }
 
@@ -108,7 +130,14 @@ impl Rooms {
             }
             let mut content = profile.clone();
             content["membership"] = json!("join");
-            if let Err(err) = self.send(&row.room_id, user, NewEvent::state("m.room.member", user, content)).await {
+            if let Err(err) = self
+                .send(
+                    &row.room_id,
+                    user,
+                    NewEvent::state("m.room.member", user, content),
+                )
+                .await
+            {
                 tracing::warn!(room = %row.room_id, %user, error = %err, "could not announce a profile change");
             }
         }
@@ -117,48 +146,83 @@ impl Rooms {
 
     /// Leaves a room (or rejects an invite, or withdraws a knock).
     pub async fn leave(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
-        self.set_membership(room_id, user, user, "leave", reason, json!({})).await?;
+        self.set_membership(room_id, user, user, "leave", reason, json!({}))
+            .await?;
         Ok(())
     }
 
     /// Kicks `target` out of a room: they must be in it, invited or knocking.
-    pub async fn kick(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
-        let membership = self.snapshot(room_id, |room| room.membership(target)).await?;
-        if !matches!(membership, Membership::Join | Membership::Invite | Membership::Knock) {
+    pub async fn kick(
+        &self,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let membership = self
+            .snapshot(room_id, |room| room.membership(target))
+            .await?;
+        if !matches!(
+            membership,
+            Membership::Join | Membership::Invite | Membership::Knock
+        ) {
             return Err(Error::forbidden("the user is not in the room"));
         }
-        self.set_membership(room_id, sender, target, "leave", reason, json!({})).await?;
+        self.set_membership(room_id, sender, target, "leave", reason, json!({}))
+            .await?;
         Ok(())
     }
 
     /// Bans `target` from a room.
-    pub async fn ban(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
-        self.set_membership(room_id, sender, target, "ban", reason, json!({})).await?;
+    pub async fn ban(
+        &self,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.set_membership(room_id, sender, target, "ban", reason, json!({}))
+            .await?;
         Ok(())
     }
 
     /// Lifts a ban: the target's membership becomes `leave`.
-    pub async fn unban(&self, room_id: &str, sender: &str, target: &str, reason: Option<&str>) -> Result<()> {
-        let membership = self.snapshot(room_id, |room| room.membership(target)).await?;
+    pub async fn unban(
+        &self,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let membership = self
+            .snapshot(room_id, |room| room.membership(target))
+            .await?;
         if membership != Membership::Ban {
             return Err(Error::forbidden("the user is not banned"));
         }
-        self.set_membership(room_id, sender, target, "leave", reason, json!({})).await?;
+        self.set_membership(room_id, sender, target, "leave", reason, json!({}))
+            .await?;
         Ok(())
     }
 
     /// Knocks on a room.
     pub async fn knock(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
         let profile = self.member_profile(user).await?;
-        self.set_membership(room_id, user, user, "knock", reason, profile).await?;
+        self.set_membership(room_id, user, user, "knock", reason, profile)
+            .await?;
         Ok(())
     }
 
     /// Forgets a room the user has left.
     pub async fn forget(&self, room_id: &str, user: &str) -> Result<()> {
         let membership = self.snapshot(room_id, |room| room.membership(user)).await?;
-        if matches!(membership, Membership::Join | Membership::Invite | Membership::Knock) {
-            return Err(Error::BadRequest("leave the room before forgetting it".into()));
+        if matches!(
+            membership,
+            Membership::Join | Membership::Invite | Membership::Knock
+        ) {
+            return Err(Error::BadRequest(
+                "leave the room before forgetting it".into(),
+            ));
         }
         self.store.forget_room(user, room_id).await?;
         Ok(())

@@ -38,11 +38,23 @@ pub struct NewEvent<'a> {
 
 impl<'a> NewEvent<'a> {
     pub fn state(event_type: &'a str, state_key: &'a str, content: Value) -> Self {
-        Self { event_type, state_key: Some(state_key), content, txn: None, redacts: None }
+        Self {
+            event_type,
+            state_key: Some(state_key),
+            content,
+            txn: None,
+            redacts: None,
+        }
     }
 
     pub fn message(event_type: &'a str, content: Value) -> Self {
-        Self { event_type, state_key: None, content, txn: None, redacts: None }
+        Self {
+            event_type,
+            state_key: None,
+            content,
+            txn: None,
+            redacts: None,
+        }
     }
 }
 
@@ -81,8 +93,21 @@ struct Queued {
 }
 
 impl Rooms {
-    pub fn new(store: Store, server_name: String, key: Ed25519KeyPair, notifier: Arc<dyn Notifier>) -> Self {
-        Self { store, server_name, key, notifier, cache: Mutex::default(), activity: Mutex::default(), pending_txns: Mutex::default() }
+    pub fn new(
+        store: Store,
+        server_name: String,
+        key: Ed25519KeyPair,
+        notifier: Arc<dyn Notifier>,
+    ) -> Self {
+        Self {
+            store,
+            server_name,
+            key,
+            notifier,
+            cache: Mutex::default(),
+            activity: Mutex::default(),
+            pending_txns: Mutex::default(),
+        }
     }
 
     pub fn server_name(&self) -> &str {
@@ -91,29 +116,52 @@ impl Rooms {
 
     /// The room's state handle, loading it from the store on first use.
     pub async fn handle(&self, room_id: &str) -> Result<RoomHandle> {
-        if let Some(handle) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(room_id) {
+        if let Some(handle) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room_id)
+        {
             return Ok(handle.clone());
         }
-        let row = self.store.room(room_id).await?.ok_or_else(|| Error::NotFound("no such room".into()))?;
-        let version = RoomVersion::parse(&row.room_version)
-            .ok_or_else(|| Error::internal(format!("room {room_id} has unknown version {}", row.room_version)))?;
+        let row = self
+            .store
+            .room(room_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such room".into()))?;
+        let version = RoomVersion::parse(&row.room_version).ok_or_else(|| {
+            Error::internal(format!(
+                "room {room_id} has unknown version {}",
+                row.room_version
+            ))
+        })?;
         let rows = self.store.room_state(room_id).await?;
         let latest = self.store.room_latest_event(room_id).await?;
-        let loaded = Arc::new(tokio::sync::Mutex::new(RoomState::load(room_id, version, rows, latest)));
+        let loaded = Arc::new(tokio::sync::Mutex::new(RoomState::load(
+            room_id, version, rows, latest,
+        )));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Another request may have loaded it meanwhile; keep the first so one lock rules.
         Ok(cache.entry(room_id.to_owned()).or_insert(loaded).clone())
     }
 
     fn forget_cached(&self, room_id: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(room_id);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(room_id);
     }
 
     /// Sends an event into a room as `sender`: checks it against the room's auth rules,
     /// builds and signs it, queues it behind the room's earlier events and waits until it
     /// is durably committed. The room's lock is held only until the event is queued, so
     /// many events of one room share a commit.
-    pub async fn send(&self, room_id: &str, sender: &str, event: NewEvent<'_>) -> Result<(String, StreamPos)> {
+    pub async fn send(
+        &self,
+        room_id: &str,
+        sender: &str,
+        event: NewEvent<'_>,
+    ) -> Result<(String, StreamPos)> {
         let handle = self.handle(room_id).await?;
         let queued = {
             let mut room = handle.lock().await;
@@ -124,26 +172,48 @@ impl Rooms {
 
     /// Checks for a repeated transaction, then prepares and queues the event. The caller
     /// holds the room's lock.
-    async fn queue(&self, room: &mut RoomState, sender: &str, event: NewEvent<'_>) -> Result<Queued> {
+    async fn queue(
+        &self,
+        room: &mut RoomState,
+        sender: &str,
+        event: NewEvent<'_>,
+    ) -> Result<Queued> {
         let txn = event.txn.map(|(device, txn_id)| {
-            (device.to_owned(), format!("{}|{}|{txn_id}", room.room_id, event.event_type))
+            (
+                device.to_owned(),
+                format!("{}|{}|{txn_id}", room.room_id, event.event_type),
+            )
         });
         if let Some((device, key)) = &txn {
             let txn_key = (sender.to_owned(), device.clone(), key.clone());
-            let pending = self.pending_txns.lock().unwrap_or_else(|e| e.into_inner()).get(&txn_key).cloned();
+            let pending = self
+                .pending_txns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&txn_key)
+                .cloned();
             let existing = match pending {
                 Some(event_id) => Some(event_id),
                 None => self.store.event_by_txn(sender, device, key).await?,
             };
             if let Some(event_id) = existing {
-                return Ok(Queued { event_id, write: None, interested: Vec::new(), txn_key: None, room_id: room.room_id.clone() });
+                return Ok(Queued {
+                    event_id,
+                    write: None,
+                    interested: Vec::new(),
+                    txn_key: None,
+                    room_id: room.room_id.clone(),
+                });
             }
         }
         let (write, interested) = self.prepare(room, sender, &event, txn.clone()).await?;
         let event_id = write.event.event_id.clone();
         let txn_key = txn.map(|(device, key)| (sender.to_owned(), device, key));
         if let Some(txn_key) = &txn_key {
-            self.pending_txns.lock().unwrap_or_else(|e| e.into_inner()).insert(txn_key.clone(), event_id.clone());
+            self.pending_txns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(txn_key.clone(), event_id.clone());
         }
         self.begin_write(&room.room_id);
         let pending = self.store.enqueue(WriteOp::Event(Box::new(write))).await;
@@ -155,7 +225,13 @@ impl Rooms {
                 return Err(err.into());
             }
         };
-        Ok(Queued { event_id, write: Some(pending), interested, txn_key, room_id: room.room_id.clone() })
+        Ok(Queued {
+            event_id,
+            write: Some(pending),
+            interested,
+            txn_key,
+            room_id: room.room_id.clone(),
+        })
     }
 
     /// Waits for a queued event's commit, then wakes whoever it concerns.
@@ -172,11 +248,15 @@ impl Rooms {
         let result = write.committed().await;
         self.end_write(&queued.room_id, result.as_ref().ok().copied());
         if let Some(txn_key) = &queued.txn_key {
-            self.pending_txns.lock().unwrap_or_else(|e| e.into_inner()).remove(txn_key);
+            self.pending_txns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(txn_key);
         }
         match result {
             Ok(pos) => {
-                self.notifier.notify(&mut queued.interested.iter().map(String::as_str));
+                self.notifier
+                    .notify(&mut queued.interested.iter().map(String::as_str));
                 Ok((queued.event_id, pos))
             }
             Err(err) => {
@@ -229,19 +309,29 @@ impl Rooms {
             origin_server_ts: ts,
             redacts: event.redacts,
         };
-        let signed = pdu::build(version, &draft, &self.server_name, &self.key).map_err(|e| match e {
-            PduError::TooLarge => Error::TooLarge { limit: pdu::MAX_PDU_BYTES as u64 },
-            PduError::ContentNotObject | PduError::NotCanonical(_) => Error::BadJson(e.to_string()),
-            PduError::Signing(_) => Error::internal(e),
-        })?;
+        let signed =
+            pdu::build(version, &draft, &self.server_name, &self.key).map_err(|e| match e {
+                PduError::TooLarge => Error::TooLarge {
+                    limit: pdu::MAX_PDU_BYTES as u64,
+                },
+                PduError::ContentNotObject | PduError::NotCanonical(_) => {
+                    Error::BadJson(e.to_string())
+                }
+                PduError::Signing(_) => Error::internal(e),
+            })?;
 
         // What a client sees of the state this event replaces.
-        let replaced = event.state_key.and_then(|key| room.get(event.event_type, key));
+        let replaced = event
+            .state_key
+            .and_then(|key| room.get(event.event_type, key));
         let unsigned = replaced.map(|old| {
             json!({ "replaces_state": old.event_id, "prev_content": old.content, "prev_sender": old.sender }).to_string()
         });
         let relation = event.content.get("m.relates_to").and_then(|r| {
-            Some((r.get("event_id")?.as_str()?.to_owned(), r.get("rel_type")?.as_str()?.to_owned()))
+            Some((
+                r.get("event_id")?.as_str()?.to_owned(),
+                r.get("rel_type")?.as_str()?.to_owned(),
+            ))
         });
         let membership = (event.event_type == "m.room.member")
             .then(|| {
@@ -276,11 +366,17 @@ impl Rooms {
             interested.push(user.clone());
         }
         if let Some(redaction) = &mut redaction {
-            let because = pdu::client_event(&persisted.event_id, &persisted.json, None).map_err(Error::internal)?;
+            let because = pdu::client_event(&persisted.event_id, &persisted.json, None)
+                .map_err(Error::internal)?;
             redaction.because = because.to_string();
             // A redacted state event changes the room's state content too.
             let target = redaction.target.clone();
-            if let Some(((t, k), entry)) = room.state.iter().find(|(_, e)| e.event_id == target).map(|(k, e)| (k.clone(), e.clone())) {
+            if let Some(((t, k), entry)) = room
+                .state
+                .iter()
+                .find(|(_, e)| e.event_id == target)
+                .map(|(k, e)| (k.clone(), e.clone()))
+            {
                 let content = serde_json::from_str::<Value>(&redaction.redacted_json)
                     .ok()
                     .and_then(|mut pdu| pdu.get_mut("content").map(Value::take))
@@ -289,37 +385,67 @@ impl Rooms {
             }
         }
         if let Some(key) = event.state_key {
-            room.set(event.event_type, key, StateEntry {
-                event_id: persisted.event_id.clone(),
-                sender: sender.to_owned(),
-                content: event.content.clone(),
-                // The real position is known after the commit; state positions are only
-                // compared against sync tokens, which never lie between the two.
-                pos: StreamPos(i64::MAX),
-            });
+            room.set(
+                event.event_type,
+                key,
+                StateEntry {
+                    event_id: persisted.event_id.clone(),
+                    sender: sender.to_owned(),
+                    content: event.content.clone(),
+                    // The real position is known after the commit; state positions are only
+                    // compared against sync tokens, which never lie between the two.
+                    pos: StreamPos(i64::MAX),
+                },
+            );
         }
         room.latest = Some(persisted.event_id.clone());
         room.depth = depth;
-        Ok((EventWrite { event: persisted, new_room, membership, redaction }, interested))
+        Ok((
+            EventWrite {
+                event: persisted,
+                new_room,
+                membership,
+                redaction,
+            },
+            interested,
+        ))
     }
 
     /// What redacting `target` changes, after checking the redaction is allowed.
-    async fn redaction_of(&self, room: &RoomState, sender: &str, target: &str) -> Result<Option<Redaction>> {
+    async fn redaction_of(
+        &self,
+        room: &RoomState,
+        sender: &str,
+        target: &str,
+    ) -> Result<Option<Redaction>> {
         let Some((_, original)) = self.store.event(target).await? else {
             return Err(Error::NotFound("the event to redact does not exist".into()));
         };
         if original.room_id != room.room_id {
-            return Err(Error::NotFound("the event to redact is not in this room".into()));
+            return Err(Error::NotFound(
+                "the event to redact is not in this room".into(),
+            ));
         }
         if !auth::may_redact(room.version, room, sender, &original.sender) {
-            return Err(Error::forbidden("you may not redact other users' events in this room"));
+            return Err(Error::forbidden(
+                "you may not redact other users' events in this room",
+            ));
         }
-        let redacted_json = pdu::redact_pdu(room.version, &original.json).map_err(Error::internal)?;
-        Ok(Some(Redaction { target: target.to_owned(), redacted_json, because: String::new() }))
+        let redacted_json =
+            pdu::redact_pdu(room.version, &original.json).map_err(Error::internal)?;
+        Ok(Some(Redaction {
+            target: target.to_owned(),
+            redacted_json,
+            because: String::new(),
+        }))
     }
 
     /// The current state of a room, for reading.
-    pub async fn snapshot<T>(&self, room_id: &str, read: impl FnOnce(&RoomState) -> T) -> Result<T> {
+    pub async fn snapshot<T>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&RoomState) -> T,
+    ) -> Result<T> {
         let handle = self.handle(room_id).await?;
         let room = handle.lock().await;
         Ok(read(&room))
@@ -353,6 +479,10 @@ impl Rooms {
 
     /// A new room ID on this server.
     fn new_room_id(&self) -> String {
-        format!("!{}:{}", super::accounts::random_string(18), self.server_name)
+        format!(
+            "!{}:{}",
+            super::accounts::random_string(18),
+            self.server_name
+        )
     }
 }

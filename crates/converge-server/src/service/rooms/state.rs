@@ -32,7 +32,10 @@ impl AuthState for RoomState {
     fn state(&self, event_type: &str, state_key: &str) -> Option<StateRef<'_>> {
         self.state
             .get(&(event_type.to_owned(), state_key.to_owned()))
-            .map(|entry| StateRef { sender: &entry.sender, content: &entry.content })
+            .map(|entry| StateRef {
+                sender: &entry.sender,
+                content: &entry.content,
+            })
     }
 }
 
@@ -48,7 +51,12 @@ impl RoomState {
     }
 
     /// Builds the state from the store's current state rows and newest event.
-    pub fn load(room_id: &str, version: RoomVersion, rows: Vec<(StreamPos, PersistedEvent)>, latest: Option<(StreamPos, PersistedEvent)>) -> Self {
+    pub fn load(
+        room_id: &str,
+        version: RoomVersion,
+        rows: Vec<(StreamPos, PersistedEvent)>,
+        latest: Option<(StreamPos, PersistedEvent)>,
+    ) -> Self {
         let mut room = Self::new(room_id, version);
         for (pos, event) in rows {
             room.apply(&event, pos);
@@ -62,25 +70,33 @@ impl RoomState {
 
     /// Records a state event (content parsed from its PDU) as current.
     pub fn apply(&mut self, event: &PersistedEvent, pos: StreamPos) {
-        let Some(state_key) = &event.state_key else { return };
+        let Some(state_key) = &event.state_key else {
+            return;
+        };
         let content = serde_json::from_str::<Value>(&event.json)
             .ok()
             .and_then(|mut pdu| pdu.get_mut("content").map(Value::take))
             .unwrap_or(Value::Object(Default::default()));
-        self.set(&event.event_type, state_key, StateEntry {
-            event_id: event.event_id.clone(),
-            sender: event.sender.clone(),
-            content,
-            pos,
-        });
+        self.set(
+            &event.event_type,
+            state_key,
+            StateEntry {
+                event_id: event.event_id.clone(),
+                sender: event.sender.clone(),
+                content,
+                pos,
+            },
+        );
     }
 
     pub fn set(&mut self, event_type: &str, state_key: &str, entry: StateEntry) {
-        self.state.insert((event_type.to_owned(), state_key.to_owned()), entry);
+        self.state
+            .insert((event_type.to_owned(), state_key.to_owned()), entry);
     }
 
     pub fn get(&self, event_type: &str, state_key: &str) -> Option<&StateEntry> {
-        self.state.get(&(event_type.to_owned(), state_key.to_owned()))
+        self.state
+            .get(&(event_type.to_owned(), state_key.to_owned()))
     }
 
     pub fn membership(&self, user: &str) -> Membership {
@@ -89,11 +105,18 @@ impl RoomState {
 
     /// Users with the given membership.
     pub fn members(&self, wanted: Membership) -> impl Iterator<Item = &str> {
-        self.state.iter().filter_map(move |((event_type, key), entry)| {
-            (event_type == "m.room.member"
-                && entry.content.get("membership").and_then(Value::as_str).and_then(Membership::parse) == Some(wanted))
-            .then_some(key.as_str())
-        })
+        self.state
+            .iter()
+            .filter_map(move |((event_type, key), entry)| {
+                (event_type == "m.room.member"
+                    && entry
+                        .content
+                        .get("membership")
+                        .and_then(Value::as_str)
+                        .and_then(Membership::parse)
+                        == Some(wanted))
+                .then_some(key.as_str())
+            })
     }
 
     /// Everyone a new event in this room concerns: joined, invited and knocking users.
@@ -102,7 +125,10 @@ impl RoomState {
             .iter()
             .filter(|((event_type, _), entry)| {
                 event_type == "m.room.member"
-                    && matches!(entry.content.get("membership").and_then(Value::as_str), Some("join" | "invite" | "knock"))
+                    && matches!(
+                        entry.content.get("membership").and_then(Value::as_str),
+                        Some("join" | "invite" | "knock")
+                    )
             })
             .map(|((_, key), _)| key.clone())
             .collect()
