@@ -610,6 +610,8 @@ impl Accounts {
         self.store.deactivate_user(&caller.localpart).await?;
         self.forget_sessions(&caller.localpart, None);
         self.uia.complete(&session);
+        // A deactivated user leaves every room and rejects every invite, as the spec asks.
+        self.rooms.leave_all(caller.user_id.as_str()).await?;
         tracing::info!(user = %caller.localpart, "deactivated");
         Ok(())
     }

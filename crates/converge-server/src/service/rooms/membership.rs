@@ -144,6 +144,19 @@ impl Rooms {
         Ok(())
     }
 
+    /// Leaves every room the user is in, invited to or knocking on. A room that refuses is
+    /// logged and skipped, so one broken room cannot block the rest.
+    pub async fn leave_all(&self, user: &str) -> Result<()> {
+        for row in self.store.user_memberships(user).await? {
+            if matches!(row.membership.as_str(), "join" | "invite" | "knock")
+                && let Err(err) = self.leave(&row.room_id, user, None).await
+            {
+                tracing::warn!(room = %row.room_id, %user, error = %err, "could not leave a room");
+            }
+        }
+        Ok(())
+    }
+
     /// Leaves a room (or rejects an invite, or withdraws a knock).
     pub async fn leave(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<()> {
         self.set_membership(room_id, user, user, "leave", reason, json!({}))
