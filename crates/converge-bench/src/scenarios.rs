@@ -278,11 +278,11 @@ impl Bench {
                         .cloned()
                         .unwrap_or_default();
                     for event in events {
-                        if let Some(id) = event["content"]["bench_id"].as_str() {
-                            if let Some(at) = sent_at.lock().expect("not poisoned").get(id) {
-                                latencies.lock().expect("not poisoned").push(arrived - *at);
-                                seen += 1;
-                            }
+                        if let Some(id) = event["content"]["bench_id"].as_str()
+                            && let Some(at) = sent_at.lock().expect("not poisoned").get(id)
+                        {
+                            latencies.lock().expect("not poisoned").push(arrived - *at);
+                            seen += 1;
                         }
                     }
                 }

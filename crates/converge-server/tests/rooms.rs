@@ -1873,16 +1873,31 @@ async fn deactivated_users_leave_their_rooms() {
     let bob = t.register("bob", "pw-bob-1").await;
     let joined = create_room(&t, &alice, json!({ "preset": "public_chat" })).await;
     let invited = create_room(&t, &alice, json!({ "invite": [bob.user_id] })).await;
-    let (status, _) = t.post(&format!("{V3}/join/{}", enc(&joined)), Some(&bob.token), json!({})).await;
+    let (status, _) = t
+        .post(
+            &format!("{V3}/join/{}", enc(&joined)),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let path = format!("{V3}/account/deactivate");
     let (_, challenge) = t.post(&path, Some(&bob.token), json!({})).await;
     let auth = common::password_auth("bob", "pw-bob-1", &challenge["session"]);
-    let (status, body) = t.post(&path, Some(&bob.token), json!({ "auth": auth })).await;
+    let (status, body) = t
+        .post(&path, Some(&bob.token), json!({ "auth": auth }))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for room in [&joined, &invited] {
         let (_, member) = t
-            .get(&format!("{V3}/rooms/{}/state/m.room.member/{}", enc(room), enc(&bob.user_id)), Some(&alice.token))
+            .get(
+                &format!(
+                    "{V3}/rooms/{}/state/m.room.member/{}",
+                    enc(room),
+                    enc(&bob.user_id)
+                ),
+                Some(&alice.token),
+            )
             .await;
         assert_eq!(member["membership"], "leave", "{room}");
     }

@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/_matrix/client/v1/media/download/{server_name}/{media_id}/{file_name}",
-            get(download_named),
+            get(download),
         )
         .route(
             "/_matrix/media/v3/download/{server_name}/{media_id}",
@@ -48,7 +48,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/_matrix/media/v3/download/{server_name}/{media_id}/{file_name}",
-            get(legacy_download_named),
+            get(legacy_download),
         )
         .route(
             "/_matrix/client/v1/media/thumbnail/{server_name}/{media_id}",
@@ -67,7 +67,7 @@ struct UploadQuery {
     filename: Option<String>,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -140,58 +140,41 @@ async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "m.upload.size": state.services.media.max_upload() }))
 }
 
+/// `{serverName}/{mediaId}[/{fileName}]` of a download.
+#[derive(Deserialize)]
+struct MediaPath {
+    server_name: String,
+    media_id: String,
+    file_name: Option<String>,
+}
+
+/// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}[/{fileName}]`.
 async fn download(
     State(state): State<AppState>,
     _: Authed,
-    Path((server_name, media_id)): Path<(String, String)>,
+    Path(path): Path<MediaPath>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let file = state
         .services
         .media
-        .open(&server_name, &media_id, false)
+        .open(&path.server_name, &path.media_id, false)
         .await?;
-    serve(file, None, &headers).await
+    serve(file, path.file_name, &headers).await
 }
 
-async fn download_named(
-    State(state): State<AppState>,
-    _: Authed,
-    Path((server_name, media_id, file_name)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let file = state
-        .services
-        .media
-        .open(&server_name, &media_id, false)
-        .await?;
-    serve(file, Some(file_name), &headers).await
-}
-
+/// `GET /_matrix/media/v3/download/{serverName}/{mediaId}[/{fileName}]`, unauthenticated.
 async fn legacy_download(
     State(state): State<AppState>,
-    Path((server_name, media_id)): Path<(String, String)>,
+    Path(path): Path<MediaPath>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let file = state
         .services
         .media
-        .open(&server_name, &media_id, true)
+        .open(&path.server_name, &path.media_id, true)
         .await?;
-    serve(file, None, &headers).await
-}
-
-async fn legacy_download_named(
-    State(state): State<AppState>,
-    Path((server_name, media_id, file_name)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let file = state
-        .services
-        .media
-        .open(&server_name, &media_id, true)
-        .await?;
-    serve(file, Some(file_name), &headers).await
+    serve(file, path.file_name, &headers).await
 }
 
 #[derive(Deserialize)]

@@ -177,11 +177,11 @@ impl AccountData {
         if membership != Membership::Join {
             return Err(Error::forbidden("you are not in this room"));
         }
-        if !self
+        if self
             .store
             .event(event_id)
             .await?
-            .is_some_and(|(_, e)| e.room_id == room_id)
+            .is_none_or(|(_, e)| e.room_id != room_id)
         {
             return Err(Error::NotFound("no such event in this room".into()));
         }

@@ -83,10 +83,11 @@ impl Sync {
 
     pub async fn sync(&self, caller: &Caller, request: SyncRequest) -> Result<Value> {
         let user = caller.user_id.as_str();
-        if let Some(presence) = &request.set_presence {
-            if presence != "offline" && self.ephemeral.set_presence(user, presence, None) {
-                self.notify_co_members(user).await?;
-            }
+        if let Some(presence) = &request.set_presence
+            && presence != "offline"
+            && self.ephemeral.set_presence(user, presence, None)
+        {
+            self.notify_co_members(user).await?;
         }
         let notify = self.notifier.subscribe(user);
         let mut closing = self.closing.subscribe();

@@ -91,12 +91,12 @@ pub fn client_event(event: &PersistedEvent, viewer: Option<&Caller>) -> Value {
         .and_then(|u| serde_json::from_str::<Value>(u).ok())
         .unwrap_or_else(|| json!({}));
     unsigned["age"] = json!((now_ms() - event.origin_server_ts).max(0));
-    if let (Some((device, key)), Some(viewer)) = (&event.txn, viewer) {
-        if event.sender == viewer.user_id.as_str() && device == viewer.device_id.as_str() {
-            if let Some((_, txn_id)) = key.rsplit_once('|') {
-                unsigned["transaction_id"] = json!(txn_id);
-            }
-        }
+    if let (Some((device, key)), Some(viewer)) = (&event.txn, viewer)
+        && event.sender == viewer.user_id.as_str()
+        && device == viewer.device_id.as_str()
+        && let Some((_, txn_id)) = key.rsplit_once('|')
+    {
+        unsigned["transaction_id"] = json!(txn_id);
     }
     if let Some(because) = event
         .redacted_because
@@ -359,7 +359,7 @@ impl Timeline {
         }
         let before = match from {
             Some(token) => StreamPos(SyncToken::parse(token)?.pos.0 + 1),
-            None => StreamPos(until.0.saturating_add(1).min(i64::MAX)),
+            None => StreamPos(until.0.saturating_add(1)),
         };
         let limit = limit.clamp(1, MAX_PAGE);
         let events = self

@@ -260,10 +260,8 @@ pub fn parse_html(html: &str) -> Value {
             .find(|(k, _)| k == "content")
             .map(|(_, v)| v.clone());
         match (key.as_deref(), content) {
-            (Some(k), Some(v)) if k.starts_with("og:") => {
-                if og.get(k).is_none() {
-                    og[k] = json!(truncate(&v));
-                }
+            (Some(k), Some(v)) if k.starts_with("og:") && og.get(k).is_none() => {
+                og[k] = json!(truncate(&v));
             }
             (Some("description"), Some(v)) => description = Some(v),
             _ => {}
