@@ -56,9 +56,12 @@ enum Command {
 enum MediaCommand {
     /// Delete media uploaded longer ago than a duration, and files nothing uses any more.
     Purge {
-        /// How old media must be to go, e.g. 30d.
+        /// How old media must be to go, e.g. 30d (0s for any age).
         #[arg(long, value_parser = config::human_duration::parse)]
         older_than: std::time::Duration,
+        /// Only media that no event and no profile refers to.
+        #[arg(long)]
+        unreferenced: bool,
     },
 }
 
@@ -216,12 +219,20 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Media {
-            command: MediaCommand::Purge { older_than },
+            command:
+                MediaCommand::Purge {
+                    older_than,
+                    unreferenced,
+                },
         } => {
             let services = services(&config).await?;
             let cutoff = converge_server::service::now_ms()
                 - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-            let result = services.media.purge_before(cutoff).await;
+            let result = if unreferenced {
+                services.media.purge_unreferenced(cutoff).await
+            } else {
+                services.media.purge_before(cutoff).await
+            };
             services.store.close().await;
             let deleted = result.map_err(|e| format!("cannot purge media: {e}"))?;
             println!("{deleted}");

@@ -650,3 +650,63 @@ async fn old_media_can_be_purged() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn unreferenced_media_can_be_purged() {
+    let t = TestServer::start().await;
+    let alice = t.register("alice", "pw-alice-1").await;
+    let (_, kept) = upload(&t, &alice.token, "image/png", png(8, 8), None).await;
+    let (_, dropped) = upload(
+        &t,
+        &alice.token,
+        "text/plain",
+        b"nobody links to me".to_vec(),
+        None,
+    )
+    .await;
+    let kept_uri = kept["content_uri"].as_str().unwrap();
+    let (_, room) = t
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    let room_id = room["room_id"].as_str().unwrap();
+    let content = json!({ "msgtype": "m.image", "body": "pic.png", "url": kept_uri });
+    let (status, _) = t
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room_id}/send/m.room.message/pic1"),
+            Some(&alice.token),
+            content,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted = t
+        .server
+        .state
+        .services
+        .media
+        .purge_unreferenced(converge_server::service::now_ms() + 1000)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let response = download(
+        &t,
+        Some(&alice.token),
+        &format!("/_matrix/client/v1/media/download/{}", media_path(kept_uri)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = download(
+        &t,
+        Some(&alice.token),
+        &format!(
+            "/_matrix/client/v1/media/download/{}",
+            media_path(dropped["content_uri"].as_str().unwrap())
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    t.stop().await;
+}

@@ -192,6 +192,70 @@ impl Store {
         })
     }
 
+    /// Media created before `before` that nothing points at: no event (its content, as
+    /// stored) and no profile mentions its `mxc://` URI. `mxc_prefix` is
+    /// `mxc://<server_name>/`. Media IDs are letters and digits only, so they are safe
+    /// inside a LIKE pattern.
+    pub async fn unreferenced_media(
+        &self,
+        mxc_prefix: &str,
+        before: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(
+                "SELECT m.media_id FROM media m WHERE m.created_ts < $1 AND m.sha256 IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.json LIKE '%' || $2 || m.media_id || '%') \
+                 AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_url = $2 || m.media_id) \
+                 ORDER BY m.media_id",
+            )
+            .bind(before)
+            .bind(mxc_prefix)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| row.try_get("media_id").map_err(StoreError::from)).collect()
+        })
+    }
+
+    /// Deletes the named media (and their thumbnails); returns the content hashes no
+    /// remaining media or thumbnail uses.
+    pub async fn delete_media(&self, media_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        on_pool!(&self.inner.db, pool => {
+            let mut tx = pool.begin().await?;
+            let mut candidates = Vec::new();
+            for id in media_ids {
+                let rows = sqlx::query(
+                    "SELECT sha256 FROM media WHERE media_id = $1 AND sha256 IS NOT NULL \
+                     UNION SELECT sha256 FROM media_thumbnails WHERE media_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in rows {
+                    candidates.push(row.try_get::<String, _>("sha256")?);
+                }
+                sqlx::query("DELETE FROM media_thumbnails WHERE media_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM media WHERE media_id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            candidates.sort();
+            candidates.dedup();
+            let mut orphans = Vec::new();
+            for sha in candidates {
+                let used: i64 = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM media WHERE sha256 = $1) + (SELECT COUNT(*) FROM media_thumbnails WHERE sha256 = $1) AS n",
+                )
+                .bind(&sha)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+                if used == 0 {
+                    orphans.push(sha);
+                }
+            }
+            tx.commit().await?;
+            Ok(orphans)
+        })
+    }
+
     pub async fn url_preview(
         &self,
         url: &str,

@@ -1238,6 +1238,46 @@ async fn media_rows_reservations_thumbnails_and_purge(h: &Harness) {
     assert_eq!(store.media("A").await.unwrap(), None);
     let (deleted, orphans) = store.purge_media_before(25).await.unwrap();
     assert_eq!((deleted, orphans), (1, vec!["aaa".to_owned()]));
+    // Unreferenced media: C is named in an event, D in a profile, E nowhere.
+    for id in ["C", "D", "E"] {
+        store
+            .insert_media(&media(id, Some(&format!("{id}{id}{id}")), 40))
+            .await
+            .unwrap();
+    }
+    let mut mention = event(1);
+    mention.json = r#"{"content":{"url":"mxc://localhost/C"}}"#.into();
+    store.append(write(mention)).await.unwrap();
+    store
+        .create_user(&new_user("dora"), None, None)
+        .await
+        .unwrap();
+    store
+        .set_avatar_url("dora", Some("mxc://localhost/D"))
+        .await
+        .unwrap();
+    // R (uploaded into a reservation above) is not referenced either.
+    assert_eq!(
+        store
+            .unreferenced_media("mxc://localhost/", 100)
+            .await
+            .unwrap(),
+        ["E", "R"]
+    );
+    assert!(
+        store
+            .unreferenced_media("mxc://localhost/", 30)
+            .await
+            .unwrap()
+            .is_empty(),
+        "too young"
+    );
+    assert_eq!(
+        store.delete_media(&["E".to_owned()]).await.unwrap(),
+        ["EEE"]
+    );
+    assert_eq!(store.media("E").await.unwrap(), None);
+    assert!(store.media("C").await.unwrap().is_some());
 
     store
         .put_url_preview("https://x/", "{}", 100)

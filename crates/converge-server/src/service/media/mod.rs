@@ -523,12 +523,27 @@ impl Media {
     /// Deletes media uploaded before `before` (ms) and the files nothing else uses.
     pub async fn purge_before(&self, before: i64) -> Result<u64> {
         let (deleted, orphans) = self.store.purge_media_before(before).await?;
+        self.remove_files(orphans).await;
+        Ok(deleted)
+    }
+
+    /// Deletes media uploaded before `before` (ms) that no event and no profile mentions.
+    pub async fn purge_unreferenced(&self, before: i64) -> Result<u64> {
+        let ids = self
+            .store
+            .unreferenced_media(&format!("mxc://{}/", self.server_name), before)
+            .await?;
+        let orphans = self.store.delete_media(&ids).await?;
+        self.remove_files(orphans).await;
+        Ok(ids.len() as u64)
+    }
+
+    async fn remove_files(&self, orphans: Vec<String>) {
         for sha256 in orphans {
             if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let _ = tokio::fs::remove_file(self.content_path(&sha256)).await;
             }
         }
-        Ok(deleted)
     }
 }
 
