@@ -20,7 +20,7 @@ use tokio_util::io::ReaderStream;
 
 use super::Authed;
 use crate::error::{Error, Result};
-use crate::service::media::{MediaFile, ThumbnailSpec, inline_allowed};
+use crate::service::media::{MediaFile, ThumbnailSpec, Upload, inline_allowed};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -89,9 +89,11 @@ async fn upload(
         .media
         .upload(
             &caller,
-            content_type,
-            query.filename.as_deref(),
-            declared_length(&headers),
+            Upload {
+                content_type,
+                filename: query.filename.as_deref(),
+                declared: declared_length(&headers),
+            },
             body,
         )
         .await?;
@@ -126,9 +128,11 @@ async fn upload_reserved(
             &caller,
             &server_name,
             &media_id,
-            content_type,
-            query.filename.as_deref(),
-            declared_length(&headers),
+            Upload {
+                content_type,
+                filename: query.filename.as_deref(),
+                declared: declared_length(&headers),
+            },
             body,
         )
         .await?;

@@ -60,6 +60,22 @@ fn glob(pattern: &str, value: &str) -> bool {
     }
 }
 
+/// Where a page of history starts and ends, which way it goes and how long it is.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub backward: bool,
+    pub limit: u32,
+}
+
+/// Which relations `/relations` lists.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RelationKind<'a> {
+    pub rel_type: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+}
+
 /// A page of history.
 pub struct Page {
     pub start: String,
@@ -163,12 +179,15 @@ impl Timeline {
         &self,
         caller: &Caller,
         room_id: &str,
-        from: Option<&str>,
-        to: Option<&str>,
-        backward: bool,
-        limit: u32,
+        page: PageRequest<'_>,
         filter: &EventFilter,
     ) -> Result<Page> {
+        let PageRequest {
+            from,
+            to,
+            backward,
+            limit,
+        } = page;
         let until = self
             .readable_until(caller.user_id.as_str(), room_id)
             .await?;
@@ -341,11 +360,14 @@ impl Timeline {
         caller: &Caller,
         room_id: &str,
         event_id: &str,
-        rel_type: Option<&str>,
-        event_type: Option<&str>,
-        from: Option<&str>,
-        limit: u32,
+        kind: RelationKind<'_>,
+        page: PageRequest<'_>,
     ) -> Result<(Vec<Value>, Option<String>)> {
+        let RelationKind {
+            rel_type,
+            event_type,
+        } = kind;
+        let PageRequest { from, limit, .. } = page;
         let until = self
             .readable_until(caller.user_id.as_str(), room_id)
             .await?;

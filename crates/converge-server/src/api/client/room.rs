@@ -21,6 +21,7 @@ use crate::api::{Ruma, RumaResponse};
 use crate::error::{Error, Result};
 use crate::service::filters::event_filter;
 use crate::service::rooms::CreateRoom;
+use crate::service::timeline::{PageRequest, RelationKind};
 use crate::state::AppState;
 
 /// Wraps a JSON value as a Ruma `Raw` for responses.
@@ -217,10 +218,12 @@ pub async fn get_message_events(
         .messages(
             &caller,
             body.room_id.as_str(),
-            body.from.as_deref(),
-            body.to.as_deref(),
-            body.dir == Direction::Backward,
-            limit(Some(body.limit), 10),
+            PageRequest {
+                from: body.from.as_deref(),
+                to: body.to.as_deref(),
+                backward: body.dir == Direction::Backward,
+                limit: limit(Some(body.limit), 10),
+            },
             &filter,
         )
         .await?;
@@ -271,10 +274,16 @@ pub async fn get_relating_events(
             &caller,
             body.room_id.as_str(),
             body.event_id.as_str(),
-            None,
-            None,
-            body.from.as_deref(),
-            limit(body.limit, 50),
+            RelationKind {
+                rel_type: None,
+                event_type: None,
+            },
+            PageRequest {
+                from: body.from.as_deref(),
+                to: None,
+                backward: true,
+                limit: limit(body.limit, 50),
+            },
         )
         .await?;
     let mut response = get_relating_events::v1::Response::new(chunk.iter().map(raw).collect());
@@ -295,10 +304,16 @@ pub async fn get_relating_events_with_rel_type(
             &caller,
             body.room_id.as_str(),
             body.event_id.as_str(),
-            Some(&rel_type),
-            None,
-            body.from.as_deref(),
-            limit(body.limit, 50),
+            RelationKind {
+                rel_type: Some(&rel_type),
+                event_type: None,
+            },
+            PageRequest {
+                from: body.from.as_deref(),
+                to: None,
+                backward: true,
+                limit: limit(body.limit, 50),
+            },
         )
         .await?;
     let mut response =
@@ -321,10 +336,16 @@ pub async fn get_relating_events_with_rel_type_and_event_type(
             &caller,
             body.room_id.as_str(),
             body.event_id.as_str(),
-            Some(&rel_type),
-            Some(&event_type),
-            body.from.as_deref(),
-            limit(body.limit, 50),
+            RelationKind {
+                rel_type: Some(&rel_type),
+                event_type: Some(&event_type),
+            },
+            PageRequest {
+                from: body.from.as_deref(),
+                to: None,
+                backward: true,
+                limit: limit(body.limit, 50),
+            },
         )
         .await?;
     let mut response = get_relating_events_with_rel_type_and_event_type::v1::Response::new(

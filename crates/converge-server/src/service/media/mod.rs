@@ -37,6 +37,15 @@ const RESERVATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// The key under which the start of authenticated-only media is remembered.
 const FREEZE_KEY: &str = "media_freeze_ts";
 
+/// What the client says about an upload, besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Upload<'a> {
+    pub content_type: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    /// The `Content-Length` the client declared, if any.
+    pub declared: Option<u64>,
+}
+
 /// A stored file ready to be served.
 #[derive(Debug)]
 pub struct MediaFile {
@@ -180,14 +189,12 @@ impl Media {
     }
 
     /// `POST /_matrix/media/v3/upload`: streams the body to disk and returns its `mxc://`.
-    pub async fn upload(
-        &self,
-        caller: &Caller,
-        content_type: Option<&str>,
-        filename: Option<&str>,
-        declared: Option<u64>,
-        body: Body,
-    ) -> Result<String> {
+    pub async fn upload(&self, caller: &Caller, upload: Upload<'_>, body: Body) -> Result<String> {
+        let Upload {
+            content_type,
+            filename,
+            declared,
+        } = upload;
         self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
         if declared.is_some_and(|len| len > self.max_upload) {
             return Err(Error::TooLarge {
@@ -245,11 +252,14 @@ impl Media {
         caller: &Caller,
         server_name: &str,
         media_id: &str,
-        content_type: Option<&str>,
-        filename: Option<&str>,
-        declared: Option<u64>,
+        upload: Upload<'_>,
         body: Body,
     ) -> Result<()> {
+        let Upload {
+            content_type,
+            filename,
+            declared,
+        } = upload;
         let row = self.local_row(server_name, media_id).await?;
         if row.uploader != caller.user_id.as_str() {
             return Err(Error::forbidden(
