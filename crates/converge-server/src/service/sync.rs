@@ -188,15 +188,19 @@ impl Sync {
             let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
             match Membership::parse(&row.membership) {
                 Some(Membership::Join) => {
-                    co_members.extend(
-                        self.rooms
-                            .snapshot(&row.room_id, |r| {
-                                r.members(Membership::Join)
-                                    .map(str::to_owned)
-                                    .collect::<Vec<_>>()
-                            })
-                            .await?,
-                    );
+                    // Co-members only matter for presence; collecting them copies every
+                    // member's ID on each sync, so skip it when presence is filtered out.
+                    if filter.presence {
+                        co_members.extend(
+                            self.rooms
+                                .snapshot(&row.room_id, |r| {
+                                    r.members(Membership::Join)
+                                        .map(str::to_owned)
+                                        .collect::<Vec<_>>()
+                                })
+                                .await?,
+                        );
+                    }
                     let data = room_account_data.remove(&row.room_id);
                     joined_rows.push((row, data));
                 }
