@@ -49,6 +49,27 @@ macro_rules! media_from_row {
     }};
 }
 
+/// The hashes among `$candidates` that no media row and no thumbnail uses any more,
+/// read inside the transaction `$tx` that just deleted rows.
+macro_rules! unused_hashes {
+    ($tx:expr, $candidates:expr) => {{
+        let mut unused = Vec::new();
+        for sha in $candidates {
+            let used: i64 = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM media WHERE sha256 = $1) + (SELECT COUNT(*) FROM media_thumbnails WHERE sha256 = $1) AS n",
+            )
+            .bind(&sha)
+            .fetch_one($tx)
+            .await?
+            .try_get("n")?;
+            if used == 0 {
+                unused.push(sha);
+            }
+        }
+        unused
+    }};
+}
+
 impl Store {
     /// Records a media item (uploaded, or reserved when `sha256` is `None`).
     pub async fn insert_media(&self, media: &MediaRow) -> Result<(), StoreError> {
@@ -174,19 +195,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let deleted = sqlx::query("DELETE FROM media WHERE created_ts < $1").bind(before).execute(&mut *tx).await?.rows_affected();
-            let mut orphans = Vec::new();
-            for sha in candidates {
-                let used: i64 = sqlx::query(
-                    "SELECT (SELECT COUNT(*) FROM media WHERE sha256 = $1) + (SELECT COUNT(*) FROM media_thumbnails WHERE sha256 = $1) AS n",
-                )
-                .bind(&sha)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-                if used == 0 {
-                    orphans.push(sha);
-                }
-            }
+            let orphans = unused_hashes!(&mut *tx, candidates);
             tx.commit().await?;
             Ok((deleted, orphans))
         })
@@ -238,19 +247,7 @@ impl Store {
             }
             candidates.sort();
             candidates.dedup();
-            let mut orphans = Vec::new();
-            for sha in candidates {
-                let used: i64 = sqlx::query(
-                    "SELECT (SELECT COUNT(*) FROM media WHERE sha256 = $1) + (SELECT COUNT(*) FROM media_thumbnails WHERE sha256 = $1) AS n",
-                )
-                .bind(&sha)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-                if used == 0 {
-                    orphans.push(sha);
-                }
-            }
+            let orphans = unused_hashes!(&mut *tx, candidates);
             tx.commit().await?;
             Ok(orphans)
         })
