@@ -33,6 +33,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub metrics: MetricsConfig,
     pub media: MediaConfig,
+    pub gateways: GatewaysConfig,
 }
 
 impl Default for Config {
@@ -51,6 +52,7 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             metrics: MetricsConfig::default(),
             media: MediaConfig::default(),
+            gateways: GatewaysConfig::default(),
         }
     }
 }
@@ -124,6 +126,7 @@ pub struct RateLimitsConfig {
     pub register: Rate,
     pub message: Rate,
     pub upload: Rate,
+    pub webhook: Rate,
 }
 
 impl Default for RateLimitsConfig {
@@ -148,6 +151,10 @@ impl Default for RateLimitsConfig {
             },
             upload: Rate {
                 per_second: 1.0,
+                burst: 20,
+            },
+            webhook: Rate {
+                per_second: 2.0,
                 burst: 20,
             },
         }
@@ -237,6 +244,135 @@ impl Default for UrlPreviewConfig {
 }
 
 /// Why a configuration was refused. The message always names the key.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaysConfig {
+    /// Localpart of the bot that answers chat commands (`!webhook`, `!device`).
+    pub bot: String,
+    pub webhooks: WebhooksConfig,
+    pub mqtt: MqttConfig,
+}
+
+impl Default for GatewaysConfig {
+    fn default() -> Self {
+        Self {
+            bot: "converge".into(),
+            webhooks: WebhooksConfig::default(),
+            mqtt: MqttConfig::default(),
+        }
+    }
+}
+
+impl GatewaysConfig {
+    /// Checks the section; the error names the key.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if converge_core::id::validate_localpart(&self.bot, "localhost").is_err() {
+            return Err(("gateways.bot", "not a valid localpart".into()));
+        }
+        if self.webhooks.max_body_bytes < 1024 {
+            return Err((
+                "gateways.webhooks.max_body_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        if self.mqtt.enabled {
+            self.mqtt.address().map_err(|e| ("gateways.mqtt.url", e))?;
+        }
+        let prefix = &self.mqtt.topic_prefix;
+        if prefix.is_empty()
+            || prefix.contains(['+', '#'])
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+        {
+            return Err((
+                "gateways.mqtt.topic_prefix",
+                "must be non-empty, without wildcards or leading/trailing '/'".into(),
+            ));
+        }
+        if self.mqtt.max_payload_bytes == 0 || self.mqtt.max_samples_per_device == 0 {
+            return Err((
+                "gateways.mqtt",
+                "max_payload_bytes and max_samples_per_device must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Largest body an incoming webhook accepts.
+    pub max_body_bytes: u64,
+    /// Address ranges (CIDR) outgoing webhooks may reach although the blocklist refuses
+    /// them, and ranges they never reach.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    /// Time allowed for one outgoing delivery.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    /// The longest wait between retries of a failing outgoing webhook.
+    #[serde(with = "human_duration")]
+    pub max_retry_interval: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_retry_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    /// The broker, `mqtt://host:port`.
+    pub url: String,
+    /// Topics are `<prefix>/devices/<id>/{telemetry,status,commands,acks}`.
+    pub topic_prefix: String,
+    pub client_id: String,
+    pub username: String,
+    pub password: String,
+    /// Larger payloads are dropped.
+    pub max_payload_bytes: usize,
+    /// Telemetry samples kept per device (older ones are deleted).
+    pub max_samples_per_device: u32,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: "mqtt://127.0.0.1:1883".into(),
+            topic_prefix: "converge".into(),
+            client_id: "converge".into(),
+            username: String::new(),
+            password: String::new(),
+            max_payload_bytes: 16 * 1024,
+            max_samples_per_device: 10_000,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The broker's host and port from `url`.
+    pub fn address(&self) -> Result<(String, u16), String> {
+        let url = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
+        if url.scheme() != "mqtt" {
+            return Err("must be mqtt://host:port".into());
+        }
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok((host.to_owned(), url.port().unwrap_or(1883)))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -319,6 +455,7 @@ impl Config {
             ("rate_limits.register", self.rate_limits.register),
             ("rate_limits.message", self.rate_limits.message),
             ("rate_limits.upload", self.rate_limits.upload),
+            ("rate_limits.webhook", self.rate_limits.webhook),
         ] {
             if !(rate.per_second.is_finite() && rate.per_second > 0.0) || rate.burst == 0 {
                 return invalid(key, "per_second must be positive and burst at least 1");
@@ -327,12 +464,20 @@ impl Config {
         for (key, list) in [
             ("media.url_preview.allow", &self.media.url_preview.allow),
             ("media.url_preview.deny", &self.media.url_preview.deny),
+            ("gateways.webhooks.allow", &self.gateways.webhooks.allow),
+            ("gateways.webhooks.deny", &self.gateways.webhooks.deny),
         ] {
             for range in list {
                 if let Err(err) = range.parse::<converge_core::net::Cidr>() {
                     return invalid(key, &err);
                 }
             }
+        }
+        if let Err(message) = self.gateways.validate() {
+            return Err(ConfigError::Invalid {
+                key: message.0.into(),
+                message: message.1,
+            });
         }
         if self.media.max_upload_size == 0 {
             return invalid("media.max_upload_size", "must be positive");

@@ -21,6 +21,13 @@ pub enum Error {
     Unrecognized { status: StatusCode },
     #[error("missing access token")]
     MissingToken,
+    /// A request whose credentials (other than an access token) are wrong, e.g. a
+    /// webhook's signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A user ID reserved for the server's own virtual users.
+    #[error("{0}")]
+    Exclusive(String),
     #[error("unknown access token")]
     UnknownToken { soft_logout: bool },
     #[error("{0}")]
@@ -86,6 +93,8 @@ impl Error {
             NotFound(_) => (StatusCode::NOT_FOUND, "M_NOT_FOUND"),
             Unrecognized { status } => (*status, "M_UNRECOGNIZED"),
             MissingToken => (StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED"),
+            Exclusive(_) => (StatusCode::BAD_REQUEST, "M_EXCLUSIVE"),
             UnknownToken { .. } => (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
             NotJson(_) => (StatusCode::BAD_REQUEST, "M_NOT_JSON"),
             BadJson(_) => (StatusCode::BAD_REQUEST, "M_BAD_JSON"),

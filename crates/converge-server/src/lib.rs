@@ -6,6 +6,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod gateways;
 pub mod metrics;
 pub mod service;
 pub mod state;
@@ -82,10 +83,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         addr: config.listen,
         source,
     })?;
+    let base_url = config.base_url(addr);
+    let gateways = gateways::Gateways::start(&config, services.clone(), &base_url)
+        .await
+        .map_err(|e| StartError::Services(format!("gateways: {e}")))?;
     let state = AppState {
-        base_url: config.base_url(addr).into(),
+        base_url: base_url.into(),
         config: Arc::new(config),
         services,
+        gateways,
         metrics: Arc::default(),
     };
     let (stop, stopped) = watch::channel(false);
@@ -137,6 +143,7 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.state.services.sync.close();
+        self.state.gateways.shutdown().await;
         for task in self.tasks {
             match task.await {
                 Ok(Err(err)) => tracing::warn!(error = %err, "listener ended with an error"),

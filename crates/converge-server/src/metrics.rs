@@ -102,6 +102,37 @@ impl Metrics {
     }
 }
 
+/// Appends every gateway's counters, labelled by gateway.
+pub fn render_gateways(out: &mut String, gateways: &[&crate::gateways::Stats]) {
+    let Some(first) = gateways.first() else {
+        return;
+    };
+    for (i, (name, help, _)) in first.counters().iter().enumerate() {
+        let _ = writeln!(out, "# HELP converge_gateway_{name} {help}");
+        let _ = writeln!(out, "# TYPE converge_gateway_{name} counter");
+        for stats in gateways {
+            let value = stats.counters()[i].2;
+            let _ = writeln!(
+                out,
+                "converge_gateway_{name}{{gateway=\"{}\"}} {value}",
+                stats.name
+            );
+        }
+    }
+    out.push_str("# HELP converge_gateway_up Whether a gateway's connection is up.\n");
+    out.push_str("# TYPE converge_gateway_up gauge\n");
+    for stats in gateways {
+        if let Some(up) = stats.connected() {
+            let _ = writeln!(
+                out,
+                "converge_gateway_up{{gateway=\"{}\"}} {}",
+                stats.name,
+                u8::from(up)
+            );
+        }
+    }
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")

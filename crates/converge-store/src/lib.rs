@@ -9,6 +9,7 @@ mod accounts;
 mod db;
 mod error;
 mod events;
+mod gateways;
 mod media;
 mod migrate;
 mod rooms;
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
 pub use events::Direction;
+pub use gateways::{DeviceRow, SubscriptionRow, TelemetryRow, WebhookRow};
 pub use media::{MediaRow, ThumbnailRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use writer::{

@@ -13,6 +13,7 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_events.sql")),
     (3, include_str!("../migrations/sqlite/0003_rooms.sql")),
     (4, include_str!("../migrations/sqlite/0004_media.sql")),
+    (5, include_str!("../migrations/sqlite/0005_gateways.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -20,6 +21,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_events.sql")),
     (3, include_str!("../migrations/postgres/0003_rooms.sql")),
     (4, include_str!("../migrations/postgres/0004_media.sql")),
+    (5, include_str!("../migrations/postgres/0005_gateways.sql")),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client;
 mod extract;
+pub mod gateways;
 pub mod media;
 pub mod ops;
 mod ruma;
@@ -28,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(media::routes())
         .merge(ops::routes())
+        .merge(gateways::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,

@@ -35,15 +35,18 @@ async fn health(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let (gateways, gateways_ok) = state.gateways.health();
     let body = json!({
-        "status": if store_ok { "ok" } else { "degraded" },
+        "status": if store_ok && gateways_ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "store": { "backend": store.backend_name(), "ok": store_ok },
+        "gateways": gateways,
     });
     (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.services.store.writer_stats());
+    let mut text = state.metrics.render(&state.services.store.writer_stats());
+    crate::metrics::render_gateways(&mut text, &state.gateways.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -121,7 +121,12 @@ pub struct Accounts {
     sessions: Mutex<HashMap<Vec<u8>, (Session, std::time::Instant)>>,
     /// When each device's "last seen" was last written, to write it at most once a minute.
     last_seen: Mutex<HashMap<Vec<u8>, i64>>,
+    /// The gateway bot's localpart, reserved like the virtual users' prefixes.
+    bot_localpart: String,
 }
+
+/// Localpart prefixes of the gateways' virtual users; nobody can register them.
+pub const VIRTUAL_PREFIXES: [&str; 2] = ["hook-", "device-"];
 
 impl Accounts {
     pub async fn new(
@@ -147,6 +152,58 @@ impl Accounts {
             passwords,
             sessions: Mutex::default(),
             last_seen: Mutex::default(),
+            bot_localpart: config.gateways.bot.clone(),
+        }
+    }
+
+    /// Whether a localpart belongs to the gateways (the bot or a virtual user).
+    fn is_reserved(&self, localpart: &str) -> bool {
+        localpart == self.bot_localpart || VIRTUAL_PREFIXES.iter().any(|p| localpart.starts_with(p))
+    }
+
+    /// Whether `user_id` is the gateway bot or one of the gateways' virtual users.
+    pub fn is_virtual(&self, user_id: &str) -> bool {
+        user_id
+            .strip_prefix('@')
+            .and_then(|rest| rest.strip_suffix(self.server_name.as_str()))
+            .and_then(|rest| rest.strip_suffix(':'))
+            .is_some_and(|localpart| self.is_reserved(localpart))
+    }
+
+    fn refuse_reserved(&self, localpart: &str) -> Result<()> {
+        if self.is_reserved(localpart) {
+            return Err(Error::Exclusive(
+                "this user ID is reserved for the server's gateways".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a gateway's virtual user (no password: it cannot log in) if it does not
+    /// exist, and returns its ID. Refuses if the ID belongs to an ordinary account.
+    pub async fn ensure_virtual_user(&self, localpart: &str, displayname: &str) -> Result<String> {
+        id::validate_localpart(localpart, &self.server_name)
+            .map_err(|e| Error::InvalidUsername(e.to_string()))?;
+        let user_id = id::user_id(localpart, &self.server_name);
+        match self.store.user(localpart).await? {
+            Some(user) if user.password_hash.is_none() && !user.deactivated => return Ok(user_id),
+            Some(_) => {
+                return Err(Error::internal(format!(
+                    "{user_id} is an ordinary account; choose another gateway name"
+                )));
+            }
+            None => {}
+        }
+        let user = NewUser {
+            localpart: localpart.to_owned(),
+            password_hash: None,
+            is_admin: false,
+            displayname: Some(displayname.to_owned()),
+            created_ts: now_ms(),
+        };
+        match self.store.create_user(&user, None, None).await {
+            Ok(()) | Err(converge_store::StoreError::UserExists) => Ok(user_id),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -326,6 +383,7 @@ impl Accounts {
     pub async fn check_available(&self, username: &str) -> Result<()> {
         id::validate_localpart(username, &self.server_name)
             .map_err(|e| Error::InvalidUsername(e.to_string()))?;
+        self.refuse_reserved(username)?;
         if self.store.user(username).await?.is_some() {
             return Err(Error::UserInUse);
         }
@@ -737,6 +795,7 @@ impl Accounts {
     ) -> Result<OwnedUserId> {
         id::validate_localpart(localpart, &self.server_name)
             .map_err(|e| Error::InvalidUsername(e.to_string()))?;
+        self.refuse_reserved(localpart)?;
         let password_hash = self.passwords.hash(password).await?;
         let user = NewUser {
             localpart: localpart.to_owned(),

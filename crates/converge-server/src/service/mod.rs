@@ -7,6 +7,7 @@ pub mod account_data;
 pub mod accounts;
 pub mod directory;
 pub mod ephemeral;
+pub mod fetch;
 pub mod filters;
 pub mod keys;
 pub mod media;

@@ -23,6 +23,8 @@ pub enum Limit {
     Message,
     /// Uploads started per user.
     Upload,
+    /// POSTs per incoming webhook.
+    Webhook,
 }
 
 struct Bucket {
@@ -52,6 +54,7 @@ impl RateLimiter {
             Limit::Register => self.config.register,
             Limit::Message => self.config.message,
             Limit::Upload => self.config.upload,
+            Limit::Webhook => self.config.webhook,
         }
     }
 

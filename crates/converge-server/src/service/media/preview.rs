@@ -6,23 +6,18 @@
 //! checked before the request and on every redirect. Bodies are capped in size and the
 //! whole preview in time.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use converge_core::net::{Cidr, may_fetch};
 use futures_util::StreamExt;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde_json::{Value, json};
-use url::{Host, Url};
+use url::Url;
 
 use crate::config::UrlPreviewConfig;
 use crate::error::{Error, Result};
+use crate::service::fetch::{BLOCKED, Policy, was_blocked};
 
 /// How long a preview is reused.
 pub const CACHE_MS: i64 = 60 * 60 * 1000;
-/// The most redirects followed.
-const MAX_REDIRECTS: usize = 5;
 /// Text longer than this is cut in previews.
 const MAX_TEXT: usize = 1000;
 
@@ -37,59 +32,6 @@ pub struct Image {
     pub content_type: Option<String>,
 }
 
-#[derive(Clone)]
-struct Policy {
-    allow: Arc<Vec<Cidr>>,
-    deny: Arc<Vec<Cidr>>,
-}
-
-impl Policy {
-    fn permits(&self, ip: IpAddr) -> bool {
-        may_fetch(ip, &self.allow, &self.deny)
-    }
-
-    /// Refuses URLs that are not http(s) or whose host is a refused IP literal.
-    fn check_url(&self, url: &Url) -> std::result::Result<(), &'static str> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("only http and https URLs can be previewed");
-        }
-        let ip = match url.host() {
-            Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
-            Some(Host::Domain(_)) => return Ok(()),
-            None => return Err("the URL has no host"),
-        };
-        if self.permits(ip) {
-            Ok(())
-        } else {
-            Err(BLOCKED)
-        }
-    }
-}
-
-const BLOCKED: &str = "the address is not allowed";
-
-/// Resolves names with the system resolver and drops every address the policy refuses.
-struct GuardedResolver(Policy);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move {
-            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = found.filter(|addr| policy.permits(addr.ip())).collect();
-            if allowed.is_empty() {
-                return Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    BLOCKED,
-                ))
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
-
 pub struct Previewer {
     enabled: bool,
     client: reqwest::Client,
@@ -100,36 +42,8 @@ pub struct Previewer {
 
 impl Previewer {
     pub fn new(config: &UrlPreviewConfig) -> std::result::Result<Self, String> {
-        let parse = |list: &[String]| {
-            list.iter()
-                .map(|r| r.parse::<Cidr>())
-                .collect::<std::result::Result<Vec<_>, _>>()
-        };
-        let policy = Policy {
-            allow: Arc::new(parse(&config.allow)?),
-            deny: Arc::new(parse(&config.deny)?),
-        };
-        let redirect_policy = policy.clone();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(config.timeout)
-            .user_agent(concat!(
-                "Converge/",
-                env!("CARGO_PKG_VERSION"),
-                " (URL preview)"
-            ))
-            .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= MAX_REDIRECTS {
-                    return attempt.error("too many redirects");
-                }
-                match redirect_policy.check_url(attempt.url()) {
-                    Ok(()) => attempt.follow(),
-                    Err(reason) => attempt.error(reason),
-                }
-            }))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let policy = Policy::new(&config.allow, &config.deny)?;
+        let client = policy.client(config.timeout, "URL preview")?;
         Ok(Self {
             enabled: config.enabled,
             client,
@@ -198,7 +112,7 @@ impl Previewer {
     /// GETs a URL, reading at most `max_bytes` of the body.
     async fn get(&self, url: Url) -> Result<(Vec<u8>, Option<String>, Url)> {
         let response = self.client.get(url).send().await.map_err(|err| {
-            if format!("{err:?}").contains(BLOCKED) {
+            if was_blocked(&err) {
                 Error::forbidden(BLOCKED)
             } else {
                 Error::Upstream(format!("could not fetch the page: {err}"))
@@ -369,45 +283,5 @@ mod tests {
         let og = parse_html("<title>Only a title</title>");
         assert_eq!(og["og:title"], "Only a title");
         assert_eq!(parse_html("<meta <<< broken"), json!({}));
-    }
-
-    #[test]
-    fn literal_addresses_are_checked_before_fetching() {
-        let policy = Policy {
-            allow: Arc::new(vec!["127.0.0.2/32".parse().unwrap()]),
-            deny: Arc::new(vec![]),
-        };
-        for blocked in [
-            "http://127.0.0.1/",
-            "http://[::ffff:127.0.0.1]/",
-            "http://0.0.0.0/",
-            "http://2130706433/",
-            "http://0x7f000001/",
-            "http://0177.0.0.1/",
-            "http://10.0.0.1/",
-            "http://[::1]:8008/",
-            "http://169.254.169.254/",
-        ] {
-            assert_eq!(
-                policy.check_url(&Url::parse(blocked).unwrap()),
-                Err(BLOCKED),
-                "{blocked}"
-            );
-        }
-        assert!(
-            policy
-                .check_url(&Url::parse("ftp://example.org/").unwrap())
-                .is_err()
-        );
-        assert!(
-            policy
-                .check_url(&Url::parse("http://127.0.0.2:9000/").unwrap())
-                .is_ok()
-        );
-        assert!(
-            policy
-                .check_url(&Url::parse("https://example.org/").unwrap())
-                .is_ok()
-        );
     }
 }

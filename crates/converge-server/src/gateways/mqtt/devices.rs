@@ -1,0 +1,403 @@
+//! The device registry and what people do with devices: `!device add|list|remove`,
+//! commands, alert rules, and reading telemetry back. Chat and the admin API share these.
+
+use serde_json::{Value, json};
+
+use super::{Alert, COMMAND_EVENT, Mqtt, STATE_EVENT};
+use crate::error::{Error, Result};
+use crate::gateways::webhooks::Actor;
+use crate::service::now_ms;
+use crate::service::rooms::NewEvent;
+use converge_store::{DeviceRow, TelemetryRow};
+
+/// Most alert rules per device.
+const MAX_ALERTS: usize = 20;
+/// Most samples one telemetry read returns.
+pub const MAX_TELEMETRY_READ: u32 = 10_000;
+
+/// Device IDs: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit, so they are
+/// valid in user IDs and in MQTT topics.
+pub fn valid_device_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+impl Mqtt {
+    async fn authorize(&self, room_id: &str, actor: Actor<'_>) -> Result<()> {
+        if actor.server_admin {
+            return Ok(());
+        }
+        self.context.require_manager(room_id, actor.user_id).await
+    }
+
+    /// Registers a device in a room: its virtual user joins (invited by `actor`) and is
+    /// given the power to update the device's state event.
+    pub async fn add_device(
+        &self,
+        room_id: &str,
+        actor: Actor<'_>,
+        device_id: &str,
+    ) -> Result<DeviceRow> {
+        self.authorize(room_id, actor).await?;
+        if !valid_device_id(device_id) {
+            return Err(Error::InvalidParam(
+                "a device ID is 1-64 characters of a-z, 0-9, '.', '_' and '-'".into(),
+            ));
+        }
+        let store = &self.context.services.store;
+        if let Some(existing) = store.device_row(device_id).await? {
+            return Err(Error::InvalidParam(format!(
+                "device {device_id} is already registered (in {})",
+                existing.room_id
+            )));
+        }
+        let user_id = self
+            .context
+            .virtual_user(&format!("device-{device_id}"), device_id)
+            .await?;
+        self.context
+            .bring_in(room_id, actor.user_id, &user_id)
+            .await?;
+        self.grant_state_power(room_id, actor.user_id, &user_id)
+            .await?;
+        let row = DeviceRow {
+            device_id: device_id.to_owned(),
+            room_id: room_id.to_owned(),
+            user_id,
+            alerts: "[]".into(),
+            created_by: actor.user_id.to_owned(),
+            created_ts: now_ms(),
+        };
+        store.insert_device(&row).await?;
+        self.load_device(row.clone()).await;
+        tracing::info!(
+            device = device_id,
+            room = room_id,
+            by = actor.user_id,
+            "device added"
+        );
+        Ok(row)
+    }
+
+    /// Raises `user` to the level the device state event needs, as `actor` (whose own
+    /// power the room's auth rules check).
+    async fn grant_state_power(&self, room_id: &str, actor: &str, user: &str) -> Result<()> {
+        let rooms = &self.context.services.rooms;
+        let (needed, has, content) = rooms
+            .snapshot(room_id, |room| {
+                let levels = converge_core::auth::current_power_levels(room.version, room).ok()?;
+                let content = room
+                    .get("m.room.power_levels", "")
+                    .map(|e| e.content.clone())?;
+                Some((
+                    levels.event_level(STATE_EVENT, true),
+                    levels.user_level(user),
+                    content,
+                ))
+            })
+            .await?
+            .ok_or_else(|| Error::forbidden("the room has no power levels to grant the device"))?;
+        if has >= needed {
+            return Ok(());
+        }
+        let mut content = content;
+        if !content["users"].is_object() {
+            content["users"] = json!({});
+        }
+        content["users"][user] = json!(needed);
+        rooms
+            .send(room_id, actor, NewEvent::state("m.room.power_levels", "", content))
+            .await
+            .map_err(|err| match err {
+                Error::Forbidden(reason) => Error::forbidden(format!(
+                    "the device needs power level {needed} to post its state, and you cannot grant it: {reason}"
+                )),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn devices(&self, room_id: &str, actor: Actor<'_>) -> Result<Vec<DeviceRow>> {
+        self.authorize(room_id, actor).await?;
+        Ok(self
+            .context
+            .services
+            .store
+            .device_rows(Some(room_id))
+            .await?)
+    }
+
+    /// Unregisters a device; its virtual user leaves the room and its telemetry is deleted.
+    pub async fn remove_device(
+        &self,
+        device_id: &str,
+        actor: Actor<'_>,
+        in_room: Option<&str>,
+    ) -> Result<()> {
+        let store = &self.context.services.store;
+        let row = store
+            .device_row(device_id)
+            .await?
+            .filter(|d| in_room.is_none_or(|room| d.room_id == room))
+            .ok_or_else(|| Error::NotFound("no such device".into()))?;
+        self.authorize(&row.room_id, actor).await?;
+        store.delete_device(device_id).await?;
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(device_id);
+        if let Err(err) = self
+            .context
+            .services
+            .rooms
+            .leave(&row.room_id, &row.user_id, None)
+            .await
+        {
+            tracing::warn!(device = device_id, error = %err, "a removed device's user could not leave");
+        }
+        tracing::info!(device = device_id, by = actor.user_id, "device removed");
+        Ok(())
+    }
+
+    /// A device's samples between `from` and `to` (ms), for a member of its room.
+    pub async fn telemetry(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<TelemetryRow>> {
+        let store = &self.context.services.store;
+        let row = store
+            .device_row(device_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such device".into()))?;
+        let member = self
+            .context
+            .services
+            .rooms
+            .snapshot(&row.room_id, |room| {
+                room.membership(user_id) == converge_core::auth::Membership::Join
+            })
+            .await?;
+        if !member {
+            // Not revealing whether the device exists to outsiders.
+            return Err(Error::NotFound("no such device".into()));
+        }
+        Ok(store
+            .telemetry(device_id, from, to, limit.min(MAX_TELEMETRY_READ))
+            .await?)
+    }
+
+    /// Sends a command to a device bound to `room_id`, if `sender` may command devices
+    /// there (the power to send `io.converge.device.command`).
+    pub async fn send_command(
+        &self,
+        room_id: &str,
+        sender: &str,
+        command_event_id: &str,
+        device_id: &str,
+        command: &str,
+        args: Value,
+    ) -> Result<()> {
+        if self
+            .device_room(device_id)
+            .is_none_or(|(room, _)| room != room_id)
+        {
+            return Err(Error::NotFound(format!(
+                "there is no device {device_id} in this room"
+            )));
+        }
+        if !self
+            .context
+            .may_send(room_id, sender, COMMAND_EVENT, false)
+            .await?
+        {
+            return Err(Error::forbidden(
+                "you do not have the power to command devices in this room",
+            ));
+        }
+        if command.is_empty() || command.len() > 100 {
+            return Err(Error::InvalidParam(
+                "a command is a word of at most 100 characters".into(),
+            ));
+        }
+        self.publish_command(device_id, command, args, command_event_id)
+            .await
+    }
+
+    /// An `io.converge.device.command` event: `{"device_id", "command", "args"}`.
+    pub async fn command_event(
+        &self,
+        room_id: &str,
+        sender: &str,
+        event_id: &str,
+        content: &Value,
+    ) -> Result<String> {
+        let device_id = content["device_id"].as_str().unwrap_or_default();
+        let command = content["command"].as_str().unwrap_or_default();
+        let args = content.get("args").cloned().unwrap_or(Value::Null);
+        self.send_command(room_id, sender, event_id, device_id, command, args)
+            .await?;
+        Ok(String::new())
+    }
+
+    /// `!device ...` in a room.
+    pub async fn command(
+        &self,
+        room_id: &str,
+        sender: &str,
+        event_id: &str,
+        args: &str,
+    ) -> Result<String> {
+        let actor = Actor {
+            user_id: sender,
+            server_admin: false,
+        };
+        let mut words = args.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let second = words.next();
+        match (first, second) {
+            ("add", Some(id)) => {
+                let row = self.add_device(room_id, actor, id).await?;
+                Ok(format!(
+                    "Device `{id}` added as {}. It publishes JSON to `{}`, its status to `{}` and receives commands on `{}`.",
+                    row.user_id,
+                    self.topic(id, "telemetry"),
+                    self.topic(id, "status"),
+                    self.topic(id, "commands"),
+                ))
+            }
+            ("remove", Some(id)) => {
+                self.remove_device(id, actor, Some(room_id)).await?;
+                Ok(format!("Device `{id}` removed."))
+            }
+            ("list", None) => {
+                let rows = self.devices(room_id, actor).await?;
+                if rows.is_empty() {
+                    return Ok("This room has no devices.".into());
+                }
+                let devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+                let lines: Vec<String> = rows
+                    .iter()
+                    .map(|row| {
+                        let d = devices.get(&row.device_id);
+                        let online = match d.and_then(|d| d.online) {
+                            Some(true) => "online",
+                            Some(false) => "offline",
+                            None => "never seen",
+                        };
+                        let values = d.map(|d| Value::Object(d.values.clone()).to_string()).unwrap_or_default();
+                        format!("- `{}` ({online}) {values}", row.device_id)
+                    })
+                    .collect();
+                Ok(format!("Devices:\n{}", lines.join("\n")))
+            }
+            (id, Some("alert")) | (id, Some("alerts")) => {
+                let rest = args.split_once(second.unwrap_or_default()).map(|(_, r)| r.trim()).unwrap_or_default();
+                self.alert_command(room_id, actor, id, second == Some("alerts") && rest.is_empty(), rest).await
+            }
+            (id, Some(command)) => {
+                let rest = args
+                    .splitn(3, char::is_whitespace)
+                    .nth(2)
+                    .map(str::trim)
+                    .unwrap_or_default();
+                let args = if rest.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(rest)
+                        .map_err(|_| Error::BadJson("command arguments must be JSON, e.g. {\"level\": 3}".into()))?
+                };
+                self.send_command(room_id, sender, event_id, id, command, args).await?;
+                Ok(format!("➡️ Sent `{command}` to `{id}`."))
+            }
+            _ => Err(Error::InvalidParam(
+                "usage: !device add <id> | list | remove <id> | <id> <command> [json args] | <id> alert <field> <op> <number> | <id> alerts | <id> alert clear".into(),
+            )),
+        }
+    }
+
+    /// `!device <id> alert <rule>`, `... alerts` (list) and `... alert clear`.
+    async fn alert_command(
+        &self,
+        room_id: &str,
+        actor: Actor<'_>,
+        device_id: &str,
+        list: bool,
+        rest: &str,
+    ) -> Result<String> {
+        let store = &self.context.services.store;
+        let row = store
+            .device_row(device_id)
+            .await?
+            .filter(|d| d.room_id == room_id)
+            .ok_or_else(|| {
+                Error::NotFound(format!("there is no device {device_id} in this room"))
+            })?;
+        let mut alerts: Vec<Alert> = serde_json::from_str(&row.alerts).unwrap_or_default();
+        if list {
+            if alerts.is_empty() {
+                return Ok(format!("`{device_id}` has no alerts."));
+            }
+            let lines: Vec<String> = alerts.iter().map(|a| format!("- {a}")).collect();
+            return Ok(format!("Alerts of `{device_id}`:\n{}", lines.join("\n")));
+        }
+        self.authorize(room_id, actor).await?;
+        let answer = if rest == "clear" {
+            alerts.clear();
+            format!("Alerts of `{device_id}` cleared.")
+        } else {
+            let alert = Alert::parse(rest).map_err(Error::InvalidParam)?;
+            if alerts.len() >= MAX_ALERTS {
+                return Err(Error::InvalidParam(format!(
+                    "a device has at most {MAX_ALERTS} alerts"
+                )));
+            }
+            let answer = format!("Alert added: `{device_id}` {alert}.");
+            alerts.push(alert);
+            answer
+        };
+        let json = serde_json::to_string(&alerts).map_err(Error::internal)?;
+        store.set_device_alerts(device_id, &json).await?;
+        if let Some(device) = self
+            .devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(device_id)
+        {
+            device.alert_state = vec![None; alerts.len()];
+            device.alerts = alerts;
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_ids_are_topic_and_localpart_safe() {
+        for good in ["kitchen", "k1", "sensor-2.b_c", &"a".repeat(64)] {
+            assert!(valid_device_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Kitchen",
+            "a/b",
+            "a+b",
+            "a#",
+            "-x",
+            "a b",
+            &"a".repeat(65),
+            "ü",
+        ] {
+            assert!(!valid_device_id(bad), "{bad}");
+        }
+    }
+}

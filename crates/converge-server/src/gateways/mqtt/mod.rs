@@ -1,0 +1,525 @@
+//! The MQTT gateway: devices on a broker become virtual users (`@device-<id>`) of the room
+//! they are bound to.
+//!
+//! Topics under `<prefix>/devices/<id>/`: `telemetry` (JSON; coalesced into the state
+//! event `io.converge.device` at most once a second, every sample kept in a bounded
+//! table), `status` (`online`/`offline`, retained, the device's last will; changes post a
+//! notice), `commands` (published by us) and `acks` (posted back as replies). The
+//! connection is re-established with backoff whenever the broker goes away.
+
+mod alerts;
+mod devices;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use converge_store::{DeviceRow, TelemetryRow};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use alerts::Alert;
+pub use devices::valid_device_id;
+
+use super::{Context, LogThrottle, Stats};
+use crate::config::MqttConfig;
+use crate::error::{Error, Result};
+use crate::service::now_ms;
+use crate::service::rooms::NewEvent;
+
+/// The state event holding a device's latest values (state key: the device ID).
+pub const STATE_EVENT: &str = "io.converge.device";
+/// An event that commands a device: `{"device_id", "command", "args"}`.
+pub const COMMAND_EVENT: &str = "io.converge.device.command";
+
+/// How often coalesced telemetry is written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait before reconnecting to the broker.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Packets larger than this break the connection (the client library's limit); the
+/// configured payload limit, far below, drops them politely first.
+const MAX_PACKET: usize = 1024 * 1024;
+
+/// What the gateway knows of a registered device.
+struct Device {
+    row: DeviceRow,
+    alerts: Vec<Alert>,
+    /// Whether each alert held at the last sample.
+    alert_state: Vec<Option<bool>>,
+    values: Map<String, Value>,
+    last_seen: Option<i64>,
+    online: Option<bool>,
+    /// The state event is behind the values.
+    dirty: bool,
+}
+
+pub struct Mqtt {
+    context: Arc<Context>,
+    config: MqttConfig,
+    client: AsyncClient,
+    eventloop: Mutex<Option<EventLoop>>,
+    stats: Stats,
+    throttle: LogThrottle,
+    devices: Mutex<HashMap<String, Device>>,
+    /// Samples not yet written to the store.
+    samples: Mutex<Vec<TelemetryRow>>,
+}
+
+impl Mqtt {
+    /// Loads the registered devices and prepares the connection (made by [`Self::spawn`]).
+    pub async fn new(context: Arc<Context>, config: &MqttConfig) -> Result<Arc<Self>> {
+        let (host, port) = config.address().map_err(Error::internal)?;
+        let mut options = MqttOptions::new(&config.client_id, host, port);
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        if !config.username.is_empty() {
+            options.set_credentials(&config.username, &config.password);
+        }
+        let (client, eventloop) = AsyncClient::new(options, 256);
+        let mqtt = Arc::new(Self {
+            context,
+            config: config.clone(),
+            client,
+            eventloop: Mutex::new(Some(eventloop)),
+            stats: Stats::new("mqtt", true),
+            throttle: LogThrottle::new(Duration::from_secs(60)),
+            devices: Mutex::default(),
+            samples: Mutex::default(),
+        });
+        for row in mqtt.context.services.store.device_rows(None).await? {
+            mqtt.load_device(row).await;
+        }
+        Ok(mqtt)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Starts the connection and the flusher.
+    pub fn spawn(self: Arc<Self>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let Some(eventloop) = self
+            .eventloop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Vec::new();
+        };
+        vec![
+            tokio::spawn(self.clone().connection(eventloop, stop.clone())),
+            tokio::spawn(self.flusher(stop)),
+        ]
+    }
+
+    fn topic(&self, device_id: &str, kind: &str) -> String {
+        format!("{}/devices/{device_id}/{kind}", self.config.topic_prefix)
+    }
+
+    /// Adds a device to the in-memory table, with its last known state from the room.
+    async fn load_device(&self, row: DeviceRow) {
+        let previous = self
+            .context
+            .services
+            .rooms
+            .snapshot(&row.room_id, |room| {
+                room.get(STATE_EVENT, &row.device_id)
+                    .map(|e| e.content.clone())
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let alerts: Vec<Alert> = serde_json::from_str(&row.alerts).unwrap_or_default();
+        let device = Device {
+            alert_state: vec![None; alerts.len()],
+            alerts,
+            values: previous["values"].as_object().cloned().unwrap_or_default(),
+            last_seen: previous["last_seen"].as_i64(),
+            online: previous["online"].as_bool(),
+            dirty: false,
+            row,
+        };
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device.row.device_id.clone(), device);
+    }
+
+    /// Runs the broker connection until `stop`, reconnecting with backoff.
+    async fn connection(
+        self: Arc<Self>,
+        mut eventloop: EventLoop,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let event = tokio::select! {
+                event = eventloop.poll() => event,
+                _ = stop.changed() => break,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(500);
+                    self.stats.set_connected(true);
+                    tracing::info!(url = %self.config.url, "connected to the MQTT broker");
+                    for kind in ["telemetry", "status", "acks"] {
+                        if let Err(err) = self
+                            .client
+                            .try_subscribe(self.topic("+", kind), QoS::AtLeastOnce)
+                        {
+                            tracing::warn!(error = %err, "cannot subscribe to device topics");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => self.clone().on_publish(publish),
+                Ok(_) => {}
+                Err(err) => {
+                    self.stats.set_connected(false);
+                    Stats::add(&self.stats.errors);
+                    if let Some(held) = self.throttle.allow("broker connection") {
+                        tracing::warn!(url = %self.config.url, error = %err, retry_in = ?backoff, suppressed = held, "MQTT broker connection lost");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        let _ = self.client.try_disconnect();
+        self.stats.set_connected(false);
+    }
+
+    /// Counts and (once per interval) logs an input that is dropped.
+    fn drop_input(&self, reason: &'static str, topic: &str) {
+        Stats::add(&self.stats.dropped);
+        if let Some(held) = self.throttle.allow(reason) {
+            tracing::warn!(%topic, reason, suppressed = held, "MQTT message dropped");
+        }
+    }
+
+    /// Handles one incoming message. Never blocks the connection: room writes are spawned.
+    fn on_publish(self: Arc<Self>, publish: Publish) {
+        let topic = publish.topic.as_str();
+        if publish.payload.len() > self.config.max_payload_bytes {
+            return self.drop_input("payload too large", topic);
+        }
+        let Some((device_id, kind)) = topic
+            .strip_prefix(self.config.topic_prefix.as_str())
+            .and_then(|t| t.strip_prefix("/devices/"))
+            .and_then(|t| t.split_once('/'))
+        else {
+            return self.drop_input("unexpected topic", topic);
+        };
+        if !self
+            .devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(device_id)
+        {
+            return self.drop_input("unregistered device", topic);
+        }
+        let payload: Option<Value> = serde_json::from_slice(&publish.payload).ok();
+        match (kind, payload) {
+            ("telemetry", Some(Value::Object(values))) => {
+                Stats::add(&self.stats.messages_in);
+                self.on_telemetry(device_id, values);
+            }
+            ("status", payload) => match parse_status(payload.as_ref(), &publish.payload) {
+                Some(online) => {
+                    Stats::add(&self.stats.messages_in);
+                    self.on_status(device_id, online);
+                }
+                None => self.drop_input("status is not online/offline", topic),
+            },
+            ("acks", Some(Value::Object(ack))) if ack.get("id").is_some_and(Value::is_string) => {
+                Stats::add(&self.stats.messages_in);
+                let device_id = device_id.to_owned();
+                tokio::spawn(async move { self.ack(&device_id, ack).await });
+            }
+            ("telemetry" | "acks", _) => self.drop_input("payload is not a JSON object", topic),
+            _ => self.drop_input("unexpected topic", topic),
+        }
+    }
+
+    /// A telemetry sample: merged into the latest values, kept for charts, checked
+    /// against the device's alerts.
+    fn on_telemetry(self: &Arc<Self>, device_id: &str, sample: Map<String, Value>) {
+        let now = now_ms();
+        let mut notices = Vec::new();
+        {
+            let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(device) = devices.get_mut(device_id) else {
+                return;
+            };
+            for (key, value) in &sample {
+                device.values.insert(key.clone(), value.clone());
+            }
+            device.last_seen = Some(now);
+            device.online = Some(true);
+            device.dirty = true;
+            for (alert, state) in device.alerts.iter().zip(device.alert_state.iter_mut()) {
+                let Some(holds) = alert.holds(&sample) else {
+                    continue;
+                };
+                let value = alert.value(&sample).unwrap_or_default();
+                if holds && *state != Some(true) {
+                    notices.push(format!(
+                        "⚠️ **{device_id}**: {} = {value} (alert: {alert})",
+                        alert.field
+                    ));
+                } else if !holds && *state == Some(true) {
+                    notices.push(format!(
+                        "✅ **{device_id}**: {} = {value}, alert {alert} cleared",
+                        alert.field
+                    ));
+                }
+                *state = Some(holds);
+            }
+            if !notices.is_empty() {
+                let (room, user) = (device.row.room_id.clone(), device.row.user_id.clone());
+                let mqtt = self.clone();
+                tokio::spawn(async move {
+                    for text in notices {
+                        mqtt.post_notice(&room, &user, &text, None).await;
+                    }
+                });
+            }
+        }
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TelemetryRow {
+                device_id: device_id.to_owned(),
+                ts: now,
+                payload: Value::Object(sample).to_string(),
+            });
+    }
+
+    /// An online/offline status: a change is written at once and announced.
+    fn on_status(self: &Arc<Self>, device_id: &str, online: bool) {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(device) = devices.get_mut(device_id) else {
+            return;
+        };
+        if device.online == Some(online) {
+            return;
+        }
+        device.online = Some(online);
+        device.dirty = true;
+        let (room, user) = (device.row.room_id.clone(), device.row.user_id.clone());
+        let text = if online {
+            format!("🟢 **{device_id}** is online")
+        } else {
+            format!("🔴 **{device_id}** is offline")
+        };
+        drop(devices);
+        let mqtt = self.clone();
+        let device_id = device_id.to_owned();
+        tokio::spawn(async move {
+            mqtt.flush_device(&device_id).await;
+            mqtt.post_notice(&room, &user, &text, None).await;
+        });
+    }
+
+    /// A device's answer to a command: posted as a reply to the command's event.
+    async fn ack(&self, device_id: &str, mut ack: Map<String, Value>) {
+        let Some(Value::String(command_id)) = ack.remove("id") else {
+            return;
+        };
+        let Some((room, user)) = self.device_room(device_id) else {
+            return;
+        };
+        let command = match self.context.services.store.event(&command_id).await {
+            Ok(Some((_, event))) if event.room_id == room => event,
+            Ok(_) => {
+                return self
+                    .drop_input("ack for an unknown command", &self.topic(device_id, "acks"));
+            }
+            Err(err) => {
+                Stats::add(&self.stats.errors);
+                tracing::warn!(error = %err, "cannot look up a command");
+                return;
+            }
+        };
+        let failed = ack.get("ok") == Some(&Value::Bool(false)) || ack.contains_key("error");
+        let detail = if ack.is_empty() {
+            String::new()
+        } else {
+            format!(": `{}`", Value::Object(ack.clone()))
+        };
+        let text = format!(
+            "{} **{device_id}** answered{detail}",
+            if failed { "❌" } else { "✅" }
+        );
+        let extra = (
+            "io.converge.device.ack",
+            json!({ "device_id": device_id, "ack": ack }),
+        );
+        if let Err(err) = self
+            .context
+            .notice(&room, &user, &text, Some(&command.event_id), Some(extra))
+            .await
+        {
+            Stats::add(&self.stats.errors);
+            tracing::warn!(device = device_id, error = %err, "cannot post a device's answer");
+        }
+    }
+
+    fn device_room(&self, device_id: &str) -> Option<(String, String)> {
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(device_id)
+            .map(|d| (d.row.room_id.clone(), d.row.user_id.clone()))
+    }
+
+    async fn post_notice(&self, room: &str, user: &str, text: &str, reply_to: Option<&str>) {
+        if let Err(err) = self.context.notice(room, user, text, reply_to, None).await {
+            Stats::add(&self.stats.errors);
+            tracing::warn!(%room, error = %err, "a device's notice could not be posted");
+        }
+    }
+
+    /// Writes the coalesced state of dirty devices and the pending samples, every second.
+    async fn flusher(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.changed() => true,
+            };
+            let dirty: Vec<String> = self
+                .devices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(_, d)| d.dirty)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for device_id in dirty {
+                self.flush_device(&device_id).await;
+            }
+            let samples =
+                std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
+            if !samples.is_empty()
+                && let Err(err) = self
+                    .context
+                    .services
+                    .store
+                    .append_telemetry(&samples, self.config.max_samples_per_device)
+                    .await
+            {
+                Stats::add(&self.stats.errors);
+                tracing::warn!(error = %err, lost = samples.len(), "cannot store telemetry samples");
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Sends a device's state event if it changed since the last one.
+    async fn flush_device(&self, device_id: &str) {
+        let (room, user, content) = {
+            let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(device) = devices.get_mut(device_id).filter(|d| d.dirty) else {
+                return;
+            };
+            device.dirty = false;
+            let content = json!({
+                "device_id": device_id,
+                "values": device.values,
+                "last_seen": device.last_seen,
+                "online": device.online.unwrap_or(false),
+            });
+            (
+                device.row.room_id.clone(),
+                device.row.user_id.clone(),
+                content,
+            )
+        };
+        let event = NewEvent::state(STATE_EVENT, device_id, content);
+        if let Err(err) = self.context.services.rooms.send(&room, &user, event).await {
+            Stats::add(&self.stats.errors);
+            if let Some(held) = self.throttle.allow("state event refused") {
+                tracing::warn!(device = device_id, error = %err, suppressed = held, "cannot update a device's state event");
+            }
+        }
+    }
+
+    /// Publishes a command to a device.
+    async fn publish_command(
+        &self,
+        device_id: &str,
+        command: &str,
+        args: Value,
+        id: &str,
+    ) -> Result<()> {
+        let payload = json!({ "command": command, "args": args, "id": id }).to_string();
+        self.client
+            .publish(
+                self.topic(device_id, "commands"),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .map_err(|e| Error::Upstream(format!("cannot publish to the MQTT broker: {e}")))?;
+        Stats::add(&self.stats.messages_out);
+        Ok(())
+    }
+}
+
+/// `online`/`offline` (also `1`/`0`, `true`/`false`, `{"online": bool}` or
+/// `{"status": "online"}`).
+fn parse_status(json: Option<&Value>, raw: &[u8]) -> Option<bool> {
+    match json {
+        Some(Value::Bool(b)) => return Some(*b),
+        Some(Value::Number(n)) => return n.as_i64().map(|n| n != 0),
+        Some(Value::Object(o)) => {
+            return o
+                .get("online")
+                .and_then(Value::as_bool)
+                .or_else(|| parse_status(None, o.get("status")?.as_str()?.as_bytes()));
+        }
+        _ => {}
+    }
+    let text = std::str::from_utf8(raw)
+        .ok()?
+        .trim()
+        .trim_matches('"')
+        .to_ascii_lowercase();
+    match text.as_str() {
+        "online" | "up" | "connected" => Some(true),
+        "offline" | "down" | "disconnected" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_payloads() {
+        let parse =
+            |raw: &str| parse_status(serde_json::from_str(raw).ok().as_ref(), raw.as_bytes());
+        assert_eq!(parse("online"), Some(true));
+        assert_eq!(parse("OFFLINE"), Some(false));
+        assert_eq!(parse("\"online\""), Some(true));
+        assert_eq!(parse("1"), Some(true));
+        assert_eq!(parse("false"), Some(false));
+        assert_eq!(parse(r#"{"online": true}"#), Some(true));
+        assert_eq!(parse(r#"{"status": "offline"}"#), Some(false));
+        assert_eq!(parse("maybe"), None);
+        assert_eq!(parse("{}"), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! Outgoing webhooks: a durable outbox in the store, filled from what the bot sees and
+//! drained by POSTs.
+//!
+//! The filler reads events after its stored position and, in one transaction, queues a
+//! delivery for every subscription that wants the event and moves its position: a crash
+//! loses nothing and queues nothing twice. The deliverer POSTs each subscription's queue
+//! in order, signed like incoming hooks, with the event ID as idempotency key; a failure
+//! keeps the item and retries the subscription with exponential backoff. Delivery is at
+//! least once (a crash between the POST and the dequeue repeats one item).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use converge_core::{PersistedEvent, pdu};
+use converge_store::SubscriptionRow;
+use regex::Regex;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::{Webhooks, compile};
+use crate::gateways::feed::Feed;
+use crate::gateways::{Stats, signature};
+use crate::service::now_ms;
+
+/// The longest the deliverer sleeps without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+impl Webhooks {
+    /// Queues deliveries for new events, forever (until `stop`).
+    pub(super) async fn fill_outbox(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Some(mut feed) = open_feed(&self, "webhooks.outbox", &mut stop).await else {
+            return;
+        };
+        let mut patterns: HashMap<String, Option<Regex>> = HashMap::new();
+        while let Some(batch) = feed.next(&mut stop).await {
+            let Some(&(last, _)) = batch.last() else {
+                continue;
+            };
+            let store = &self.context.services.store;
+            let subs = match store.subscriptions(None).await {
+                Ok(subs) => subs,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read outgoing webhooks");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut deliveries = Vec::new();
+            for (pos, event) in &batch {
+                // The bot's answers carry secrets and are no room conversation.
+                if event.sender == self.context.bot {
+                    continue;
+                }
+                for sub in subs
+                    .iter()
+                    .filter(|s| s.room_id == event.room_id && *pos > s.after_pos)
+                {
+                    let pattern = patterns
+                        .entry(sub.sub_id.clone())
+                        .or_insert_with(|| sub.pattern.as_deref().and_then(|p| compile(p).ok()));
+                    if wants(sub, pattern.as_ref(), event) {
+                        deliveries.push((sub.sub_id.clone(), *pos, event.event_id.clone()));
+                    }
+                }
+            }
+            match store.fill_outbox(feed.name(), last, &deliveries).await {
+                Ok(()) => {
+                    feed.set_position(last);
+                    if !deliveries.is_empty() {
+                        self.outbox_grew.notify_one();
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot queue outgoing webhook deliveries");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Drains every subscription's queue whose retry time has come, forever.
+    pub(super) async fn deliver(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let grew = self.outbox_grew.notified();
+            tokio::pin!(grew);
+            grew.as_mut().enable();
+            let mut sleep = IDLE_POLL;
+            match self.context.services.store.subscriptions(None).await {
+                Ok(subs) => {
+                    let now = now_ms();
+                    let (due, later): (Vec<_>, Vec<_>) =
+                        subs.into_iter().partition(|s| s.retry_at <= now);
+                    if let Some(next) = later.iter().map(|s| s.retry_at).min() {
+                        sleep = sleep.min(Duration::from_millis((next - now).max(0) as u64));
+                    }
+                    let drains = due.iter().map(|sub| self.drain(sub, &stop));
+                    futures_util::future::join_all(drains).await;
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot read outgoing webhooks"),
+            }
+            tokio::select! {
+                _ = &mut grew => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Delivers one subscription's queue in order until it is empty or a POST fails.
+    async fn drain(&self, sub: &SubscriptionRow, stop: &watch::Receiver<bool>) {
+        let store = &self.context.services.store;
+        while !*stop.borrow() {
+            let (pos, event_id) = match store.outbox_next(&sub.sub_id).await {
+                Ok(Some(next)) => next,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the webhook outbox");
+                    return;
+                }
+            };
+            let result = match store.event(&event_id).await {
+                Ok(Some((_, event))) => self.post(sub, &event).await,
+                // The event is gone (a purge): nothing to deliver.
+                Ok(None) => Ok(()),
+                Err(err) => Err(format!("store: {err}")),
+            };
+            let recorded = match &result {
+                Ok(()) => {
+                    Stats::add(&self.stats.messages_out);
+                    store.outbox_delivered(&sub.sub_id, pos).await
+                }
+                Err(reason) => {
+                    Stats::add(&self.stats.errors);
+                    if let Some(held) = self.throttle.allow("delivery failed") {
+                        tracing::warn!(subscription = %sub.sub_id, url = %sub.url, error = %reason, suppressed = held, "outgoing webhook delivery failed");
+                    }
+                    let wait = backoff(sub.failures + 1, self.max_retry_interval);
+                    store
+                        .outbox_failed(&sub.sub_id, now_ms() + wait.as_millis() as i64, reason)
+                        .await
+                }
+            };
+            if let Err(err) = recorded {
+                tracing::warn!(error = %err, "cannot record a webhook delivery");
+                return;
+            }
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// POSTs one event; `Err` says why it did not arrive.
+    async fn post(&self, sub: &SubscriptionRow, event: &PersistedEvent) -> Result<(), String> {
+        let url = url::Url::parse(&sub.url).map_err(|e| e.to_string())?;
+        self.policy.check_url(&url)?;
+        let unsigned = event
+            .unsigned
+            .as_deref()
+            .and_then(|u| serde_json::from_str(u).ok());
+        let client_event =
+            pdu::client_event(&event.event_id, &event.json, unsigned).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&json!({
+            "subscription_id": sub.sub_id,
+            "room_id": event.room_id,
+            "event": client_event,
+        }))
+        .map_err(|e| e.to_string())?;
+        let header = signature::sign(&sub.secret, now_ms() / 1000, &body);
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(signature::HEADER, header)
+            .header("x-converge-event-id", &event.event_id)
+            .header("idempotency-key", &event.event_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| {
+                if crate::service::fetch::was_blocked(&err) {
+                    crate::service::fetch::BLOCKED.to_owned()
+                } else {
+                    format!("{err}")
+                }
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the target answered {}", response.status()))
+        }
+    }
+}
+
+/// Whether a subscription wants an event: its types, and its body pattern if any.
+fn wants(sub: &SubscriptionRow, pattern: Option<&Regex>, event: &PersistedEvent) -> bool {
+    if !sub.event_types.is_empty() && !sub.event_types.iter().any(|t| *t == event.event_type) {
+        return false;
+    }
+    let Some(pattern) = pattern else {
+        return sub.pattern.is_none();
+    };
+    serde_json::from_str::<Value>(&event.json)
+        .ok()
+        .and_then(|pdu| {
+            pdu["content"]["body"]
+                .as_str()
+                .map(|body| pattern.is_match(body))
+        })
+        .unwrap_or(false)
+}
+
+/// The wait after `failures` failed attempts in a row: 1 s, 2 s, 4 s, ... up to `max`.
+fn backoff(failures: i64, max: Duration) -> Duration {
+    let exponent = failures.clamp(1, 31) as u32 - 1;
+    Duration::from_secs(1u64 << exponent).min(max)
+}
+
+/// Opens a durable reader, retrying while the store does not answer.
+async fn open_feed(
+    webhooks: &Webhooks,
+    name: &'static str,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Feed> {
+    loop {
+        match Feed::open(webhooks.context.clone(), name).await {
+            Ok(feed) => return Some(feed),
+            Err(err) => {
+                tracing::warn!(reader = name, error = %err, "cannot open the gateway feed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use converge_core::StreamPos;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(1, max), Duration::from_secs(1));
+        assert_eq!(backoff(2, max), Duration::from_secs(2));
+        assert_eq!(backoff(5, max), Duration::from_secs(16));
+        assert_eq!(backoff(7, max), max);
+        assert_eq!(backoff(1000, max), max);
+    }
+
+    fn event(event_type: &str, body: &str) -> PersistedEvent {
+        PersistedEvent {
+            event_id: "$e".into(),
+            room_id: "!r:x".into(),
+            sender: "@a:x".into(),
+            event_type: event_type.into(),
+            state_key: None,
+            origin_server_ts: 0,
+            json: json!({ "type": event_type, "content": { "body": body } }).to_string(),
+            depth: 1,
+            unsigned: None,
+            txn: None,
+            relation: None,
+            redacted_because: None,
+        }
+    }
+
+    #[test]
+    fn subscriptions_filter_by_type_and_body() {
+        let mut sub = SubscriptionRow {
+            sub_id: "s".into(),
+            room_id: "!r:x".into(),
+            url: "https://e.org".into(),
+            secret: "k".into(),
+            event_types: vec!["m.room.message".into()],
+            pattern: Some("^!deploy".into()),
+            created_by: "@a:x".into(),
+            created_ts: 0,
+            after_pos: StreamPos(0),
+            failures: 0,
+            retry_at: 0,
+            last_error: None,
+        };
+        let re = compile("^!deploy").unwrap();
+        assert!(wants(
+            &sub,
+            Some(&re),
+            &event("m.room.message", "!deploy prod")
+        ));
+        assert!(!wants(&sub, Some(&re), &event("m.room.message", "hello")));
+        assert!(!wants(&sub, Some(&re), &event("m.reaction", "!deploy")));
+        sub.pattern = None;
+        sub.event_types.clear();
+        assert!(wants(&sub, None, &event("m.reaction", "anything")));
+    }
+}
