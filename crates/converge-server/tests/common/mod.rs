@@ -148,6 +148,108 @@ impl TestServer {
     pub async fn stop(self) {
         self.server.shutdown().await;
     }
+
+    /// Shuts the server down and starts it again on the same data (a new port).
+    pub async fn restart(self) -> Self {
+        let config = (*self.server.state.config).clone();
+        let dir = self._dir;
+        self.server.shutdown().await;
+        let server = converge_server::start(config)
+            .await
+            .expect("server restarts");
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            http: self.http,
+            _dir: dir,
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The newest `limit` events of a room, newest first, as `user` sees them.
+pub async fn recent_events(t: &TestServer, user: &User, room: &str, limit: u32) -> Vec<Value> {
+    let (status, body) = t
+        .get(
+            &format!("{V3}/rooms/{}/messages?dir=b&limit={limit}", enc(room)),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "messages: {body}");
+    body["chunk"].as_array().cloned().unwrap_or_default()
+}
+
+/// Sends an `m.text` message and returns its event ID.
+pub async fn say(t: &TestServer, user: &User, room: &str, text: &str) -> String {
+    let path = format!(
+        "{V3}/rooms/{}/send/m.room.message/{}",
+        enc(room),
+        next_txn()
+    );
+    let (status, body) = t
+        .put(
+            &path,
+            Some(&user.token),
+            json!({ "msgtype": "m.text", "body": text }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "send {text}: {body}");
+    body["event_id"].as_str().expect("event_id").to_owned()
+}
+
+/// Invites the gateway bot into a room and waits until it has joined.
+pub async fn invite_bot(t: &TestServer, user: &User, room: &str) -> String {
+    let bot = format!("@converge:{}", t.server.state.config.server_name);
+    let (status, body) = t
+        .post(
+            &format!("{V3}/rooms/{}/invite", enc(room)),
+            Some(&user.token),
+            json!({ "user_id": bot }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "invite bot: {body}");
+    let path = format!("{V3}/rooms/{}/state/m.room.member/{}", enc(room), enc(&bot));
+    wait_for(10, "the bot to join", || async {
+        let (status, body) = t.get(&path, Some(&user.token)).await;
+        (status == StatusCode::OK && body["membership"] == "join").then_some(())
+    })
+    .await;
+    bot
+}
+
+/// Sends a `!command` and returns the bot's answer to it (the notice replying to it).
+pub async fn command(t: &TestServer, user: &User, room: &str, text: &str) -> String {
+    let event_id = say(t, user, room, text).await;
+    wait_for(10, &format!("an answer to {text}"), || async {
+        recent_events(t, user, room, 30)
+            .await
+            .into_iter()
+            .find_map(|e| {
+                let reply_to = &e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"];
+                (reply_to == event_id.as_str() && e["sender"].as_str()?.starts_with("@converge:"))
+                    .then(|| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+            })
+    })
+    .await
 }
 
 pub fn user_from(body: &Value) -> User {
