@@ -436,7 +436,7 @@ impl Mqtt {
             device.dirty = false;
             let content = json!({
                 "device_id": device_id,
-                "values": device.values,
+                "values": integers_only(Value::Object(device.values.clone())),
                 "last_seen": device.last_seen,
                 "online": device.online.unwrap_or(false),
             });
@@ -478,6 +478,25 @@ impl Mqtt {
     }
 }
 
+/// `value` with every number Matrix events cannot hold (canonical JSON allows only
+/// integers within ±(2^53 - 1)) written as a string, e.g. `21.5` as `"21.5"`.
+fn integers_only(value: Value) -> Value {
+    const MAX_SAFE: i64 = (1 << 53) - 1;
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if (-MAX_SAFE..=MAX_SAFE).contains(&i) => Value::Number(n),
+            _ => Value::String(n.to_string()),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integers_only).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integers_only(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// `online`/`offline` (also `1`/`0`, `true`/`false`, `{"online": bool}` or
 /// `{"status": "online"}`).
 fn parse_status(json: Option<&Value>, raw: &[u8]) -> Option<bool> {
@@ -507,6 +526,16 @@ fn parse_status(json: Option<&Value>, raw: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_events_cannot_hold_become_strings() {
+        let value =
+            json!({ "t": 21.5, "n": 3, "big": 9007199254740993u64, "deep": [{ "x": -0.5 }] });
+        assert_eq!(
+            integers_only(value),
+            json!({ "t": "21.5", "n": 3, "big": "9007199254740993", "deep": [{ "x": "-0.5" }] })
+        );
+    }
 
     #[test]
     fn status_payloads() {
