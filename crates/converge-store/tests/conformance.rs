@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    Direction, EventWrite, MediaRow, NewRoom, NewSession, NewUser, Redaction, RegistrationToken,
-    Store, StoreError, StoreOptions, ThumbnailRow, WriteOp, testing,
+    DeviceRow, Direction, EventWrite, MediaRow, NewRoom, NewSession, NewUser, Redaction,
+    RegistrationToken, Store, StoreError, StoreOptions, SubscriptionRow, TelemetryRow,
+    ThumbnailRow, WebhookRow, WriteOp, testing,
 };
 
 /// A store under test plus whatever keeps it alive (a temp dir) and a way to reopen it.
@@ -103,6 +104,9 @@ conformance!(
     aliases_directory_and_user_search,
     pending_writes_keep_their_queue_order,
     media_rows_reservations_thumbnails_and_purge,
+    gateway_feed_sees_joined_rooms_and_own_invites,
+    outbox_and_reader_position_move_together,
+    webhooks_devices_and_bounded_telemetry,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -1304,4 +1308,238 @@ async fn media_rows_reservations_thumbnails_and_purge(h: &Harness) {
         store.server_meta_or_insert("k", "second").await.unwrap(),
         "first"
     );
+}
+
+fn membership(n: usize, user: &str, membership: &str) -> WriteOp {
+    WriteOp::Event(Box::new(EventWrite {
+        event: state_event(
+            n,
+            "m.room.member",
+            user,
+            &format!(r#"{{"membership":"{membership}"}}"#),
+        ),
+        membership: Some((user.to_owned(), membership.to_owned())),
+        ..Default::default()
+    }))
+}
+
+async fn gateway_feed_sees_joined_rooms_and_own_invites(h: &Harness) {
+    let store = &h.store;
+    let bot = "@bot:localhost";
+    let in_other_room = |n| PersistedEvent {
+        room_id: "!other:localhost".into(),
+        ..event(n)
+    };
+    store
+        .append(membership(1, "@alice:localhost", "join"))
+        .await
+        .unwrap();
+    store.append(write(event(2))).await.unwrap();
+    store.append(write(in_other_room(3))).await.unwrap();
+    let invite = store.append(membership(4, bot, "invite")).await.unwrap();
+    let ids = |events: Vec<(StreamPos, PersistedEvent)>| {
+        events
+            .into_iter()
+            .map(|(_, e)| e.event_id)
+            .collect::<Vec<_>>()
+    };
+    // Invited only: the bot sees its invite and nothing else of the room.
+    let seen = store
+        .events_visible_to(bot, StreamPos(0), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(seen), ["$event4"]);
+    store.append(membership(5, bot, "join")).await.unwrap();
+    store.append(write(event(6))).await.unwrap();
+    store.append(write(in_other_room(7))).await.unwrap();
+    // Joined: everything of that room after the position, never the other room.
+    let seen = store.events_visible_to(bot, invite, 100).await.unwrap();
+    assert_eq!(ids(seen), ["$event5", "$event6"]);
+    let seen = store.events_visible_to(bot, StreamPos(0), 2).await.unwrap();
+    assert_eq!(ids(seen), ["$event1", "$event2"], "limit and order");
+
+    assert_eq!(store.gateway_cursor("bot").await.unwrap(), None);
+    store.set_gateway_cursor("bot", invite).await.unwrap();
+    store
+        .set_gateway_cursor("bot", StreamPos(invite.0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.gateway_cursor("bot").await.unwrap(),
+        Some(StreamPos(invite.0 + 1))
+    );
+}
+
+async fn outbox_and_reader_position_move_together(h: &Harness) {
+    let store = &h.store;
+    let sub = SubscriptionRow {
+        sub_id: "sub1".into(),
+        room_id: "!room:localhost".into(),
+        url: "https://example.org/hook".into(),
+        secret: "secret".into(),
+        event_types: vec!["m.room.message".into(), "m.reaction".into()],
+        pattern: Some("^!deploy".into()),
+        created_by: "@alice:localhost".into(),
+        created_ts: 7,
+        after_pos: StreamPos(2),
+        failures: 0,
+        retry_at: 0,
+        last_error: None,
+    };
+    store.insert_subscription(&sub).await.unwrap();
+    assert_eq!(
+        store.subscription("sub1").await.unwrap().as_ref(),
+        Some(&sub)
+    );
+    assert_eq!(
+        store.subscriptions(Some("!room:localhost")).await.unwrap(),
+        [sub.clone()]
+    );
+    assert_eq!(
+        store
+            .subscriptions(Some("!elsewhere:localhost"))
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(store.subscriptions(None).await.unwrap().len(), 1);
+
+    let queued = [
+        ("sub1".to_owned(), StreamPos(3), "$e3".to_owned()),
+        ("sub1".to_owned(), StreamPos(5), "$e5".to_owned()),
+    ];
+    store
+        .fill_outbox("out", StreamPos(5), &queued)
+        .await
+        .unwrap();
+    // Filling again (a repeat after a crash) queues nothing twice.
+    store
+        .fill_outbox("out", StreamPos(5), &queued)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.gateway_cursor("out").await.unwrap(),
+        Some(StreamPos(5))
+    );
+    assert_eq!(store.outbox_len("sub1").await.unwrap(), 2);
+    assert_eq!(
+        store.outbox_next("sub1").await.unwrap(),
+        Some((StreamPos(3), "$e3".into()))
+    );
+
+    store
+        .outbox_failed("sub1", 99, "connection refused")
+        .await
+        .unwrap();
+    store
+        .outbox_failed("sub1", 120, "connection refused")
+        .await
+        .unwrap();
+    let failing = store.subscription("sub1").await.unwrap().unwrap();
+    assert_eq!((failing.failures, failing.retry_at), (2, 120));
+    assert_eq!(failing.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        store.outbox_next("sub1").await.unwrap(),
+        Some((StreamPos(3), "$e3".into())),
+        "kept on failure"
+    );
+
+    store.outbox_delivered("sub1", StreamPos(3)).await.unwrap();
+    let healed = store.subscription("sub1").await.unwrap().unwrap();
+    assert_eq!(
+        (healed.failures, healed.retry_at, healed.last_error),
+        (0, 0, None)
+    );
+    assert_eq!(
+        store.outbox_next("sub1").await.unwrap(),
+        Some((StreamPos(5), "$e5".into()))
+    );
+
+    // The queue survives a reopen, and goes with its subscription.
+    let reopened = h.reopen().await;
+    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 1);
+    assert!(reopened.delete_subscription("sub1").await.unwrap());
+    assert!(!reopened.delete_subscription("sub1").await.unwrap());
+    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 0);
+    assert_eq!(reopened.outbox_next("sub1").await.unwrap(), None);
+}
+
+async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {
+    let store = &h.store;
+    let hook = WebhookRow {
+        hook_id: "hook1".into(),
+        room_id: "!room:localhost".into(),
+        user_id: "@hook-hook1:localhost".into(),
+        secret: "s".into(),
+        signed: true,
+        created_by: "@alice:localhost".into(),
+        created_ts: 3,
+    };
+    store.insert_webhook(&hook).await.unwrap();
+    assert!(store.insert_webhook(&hook).await.is_err(), "IDs are unique");
+    assert_eq!(store.webhook("hook1").await.unwrap().as_ref(), Some(&hook));
+    assert_eq!(
+        store.room_webhooks("!room:localhost").await.unwrap(),
+        [hook.clone()]
+    );
+    assert!(store.delete_webhook("hook1").await.unwrap());
+    assert_eq!(store.webhook("hook1").await.unwrap(), None);
+
+    let device = DeviceRow {
+        device_id: "kitchen".into(),
+        room_id: "!room:localhost".into(),
+        user_id: "@device-kitchen:localhost".into(),
+        alerts: "[]".into(),
+        created_by: "@alice:localhost".into(),
+        created_ts: 4,
+    };
+    store.insert_device(&device).await.unwrap();
+    store
+        .set_device_alerts("kitchen", r#"[{"field":"temp"}]"#)
+        .await
+        .unwrap();
+    let stored = store.device_row("kitchen").await.unwrap().unwrap();
+    assert_eq!(stored.alerts, r#"[{"field":"temp"}]"#);
+    assert_eq!(
+        store
+            .device_rows(Some("!room:localhost"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.device_rows(None).await.unwrap().len(), 1);
+
+    let sample = |device: &str, ts: i64| TelemetryRow {
+        device_id: device.into(),
+        ts,
+        payload: format!(r#"{{"temp":{ts}}}"#),
+    };
+    let batch: Vec<TelemetryRow> = (1..=5)
+        .map(|ts| sample("kitchen", ts))
+        .chain([sample("other", 1)])
+        .collect();
+    store.append_telemetry(&batch, 3).await.unwrap();
+    let kept = store.telemetry("kitchen", 0, 100, 100).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|s| s.ts).collect::<Vec<_>>(),
+        [3, 4, 5],
+        "only the newest 3 kept"
+    );
+    assert_eq!(kept[2].payload, r#"{"temp":5}"#);
+    let range = store.telemetry("kitchen", 4, 4, 100).await.unwrap();
+    assert_eq!(range, [sample("kitchen", 4)]);
+    assert_eq!(
+        store.telemetry("kitchen", 0, 100, 1).await.unwrap().len(),
+        1,
+        "limit"
+    );
+    assert_eq!(
+        store.telemetry("other", 0, 100, 100).await.unwrap().len(),
+        1
+    );
+
+    assert!(store.delete_device("kitchen").await.unwrap());
+    assert_eq!(store.telemetry("kitchen", 0, 100, 100).await.unwrap(), []);
+    assert_eq!(store.device_row("kitchen").await.unwrap(), None);
 }
