@@ -225,6 +225,10 @@ impl Mqtt {
         {
             return self.drop_input("unregistered device", topic);
         }
+        if kind == "status" && publish.payload.is_empty() {
+            // An empty retained message only clears the broker's copy.
+            return;
+        }
         let payload: Option<Value> = serde_json::from_slice(&publish.payload).ok();
         match (kind, payload) {
             ("telemetry", Some(Value::Object(values))) => {
