@@ -198,7 +198,7 @@ impl Webhooks {
 
 /// Whether a subscription wants an event: its types, and its body pattern if any.
 fn wants(sub: &SubscriptionRow, pattern: Option<&Regex>, event: &PersistedEvent) -> bool {
-    if !sub.event_types.is_empty() && !sub.event_types.iter().any(|t| *t == event.event_type) {
+    if !sub.event_types.is_empty() && !sub.event_types.contains(&event.event_type) {
         return false;
     }
     let Some(pattern) = pattern else {
