@@ -242,18 +242,18 @@ async fn telemetry_reaches_another_users_sync_and_commands_round_trip() {
     );
     assert_eq!(ack["content"]["io.converge.device.ack"]["ack"]["uptime"], 0);
 
-    // The same through an io.converge.device.command event.
-    let (status, body) = t
-        .put(
-            &format!(
-                "{V3}/rooms/{}/send/io.converge.device.command/{}",
-                enc(&room),
-                common::next_txn()
-            ),
-            Some(&bob.token),
-            json!({ "device_id": "kitchen", "command": "blink", "args": [1, 2] }),
+    // The same through an io.converge.device.command event (moderators only, by default).
+    let send_path = || {
+        format!(
+            "{V3}/rooms/{}/send/io.converge.device.command/{}",
+            enc(&room),
+            common::next_txn()
         )
-        .await;
+    };
+    let command = json!({ "device_id": "kitchen", "command": "blink", "args": [1, 2] });
+    let refused = t.put(&send_path(), Some(&bob.token), command.clone()).await;
+    common::assert_error(&refused, 403, "M_FORBIDDEN");
+    let (status, body) = t.put(&send_path(), Some(&alice.token), command).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     let (_, payload) = device.next(10).await.expect("a command from the event");
     assert_eq!(payload["command"], "blink");
@@ -392,22 +392,16 @@ async fn commands_need_power_in_the_room() {
     let prefix = unique("power");
     let t = server(&prefix, BROKER.1).await;
     let (alice, bob, room) = room_with_device(&t, "door").await;
-    // Only moderators may command devices in this room.
-    let (_, mut levels) = t
+    // Adding the device made commands a moderator's power (the room had no rule) and
+    // gave the device's user the power to post its state.
+    let (_, levels) = t
         .get(
             &format!("{V3}/rooms/{}/state/m.room.power_levels/", enc(&room)),
             Some(&alice.token),
         )
         .await;
-    levels["events"]["io.converge.device.command"] = json!(50);
-    let (status, body) = t
-        .put(
-            &format!("{V3}/rooms/{}/state/m.room.power_levels/", enc(&room)),
-            Some(&alice.token),
-            levels,
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(levels["events"]["io.converge.device.command"], 50);
+    assert_eq!(levels["users"]["@device-door:localhost"], 50);
     let mut device = DeviceClient::connect("door", &prefix).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = command(&t, &bob, &room, "!device door open").await;
@@ -423,6 +417,9 @@ async fn commands_need_power_in_the_room() {
     );
     let answer = command(&t, &alice, &room, "!device door open").await;
     assert!(answer.contains("Sent"), "{answer}");
+    // Alert rules parse whatever the device is called.
+    let answer = command(&t, &alice, &room, "!device door alert temp > 30").await;
+    assert!(answer.contains("door` temp > 30"), "{answer}");
     let (_, payload) = device.next(10).await.expect("alice's command");
     assert_eq!(payload["command"], "open");
     t.stop().await;

@@ -1,6 +1,6 @@
 //! Gateway endpoints: incoming webhooks (`POST /_converge/hooks/{id}`), device telemetry
 //! (`GET /_converge/client/v1/devices/{id}/telemetry`) and the gateway admin API under
-//! `/_converge/admin/v1/` (server admins, or admins of the room concerned).
+//! `/_converge/admin/v1/` (server admins, or members with the power to change the room's state).
 
 use axum::extract::{Path, Query, Request, State};
 use axum::routing::{delete, get, post};
@@ -103,7 +103,7 @@ async fn get_telemetry(
 ) -> Result<Json<Value>> {
     let Query(query) = query.map_err(|e| Error::InvalidParam(e.body_text()))?;
     let to = query.to.unwrap_or_else(now_ms);
-    let from = query.from.unwrap_or(to - 24 * 60 * 60 * 1000);
+    let from = query.from.unwrap_or(to.saturating_sub(24 * 60 * 60 * 1000));
     let limit = query.limit.unwrap_or(1000);
     let samples = mqtt(&state)?
         .telemetry(caller.user_id.as_str(), &device_id, from, to, limit)

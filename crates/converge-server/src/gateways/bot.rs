@@ -43,6 +43,7 @@ pub async fn run(gateways: Arc<Gateways>, mut stop: watch::Receiver<bool>) {
         };
         if let Err(err) = feed.advance(*last).await {
             tracing::warn!(error = %err, "the gateway bot cannot store its position");
+            tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         for (_, event) in &batch {

@@ -11,6 +11,8 @@ use sha2::Sha256;
 pub const HEADER: &str = "x-converge-signature";
 /// How far a signature's timestamp may be from now.
 pub const MAX_SKEW_SECS: i64 = 300;
+/// Most `v1=` entries looked at (several allow a secret to be rotated).
+const MAX_SIGNATURES: usize = 4;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -60,7 +62,11 @@ pub fn verify(
         match part.trim().split_once('=') {
             Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
             Some(("v1", value)) => {
-                signatures.push(hex::decode(value).map_err(|_| Refused::Malformed)?)
+                let bytes = hex::decode(value).map_err(|_| Refused::Malformed)?;
+                if bytes.len() != 32 || signatures.len() == MAX_SIGNATURES {
+                    return Err(Refused::Malformed);
+                }
+                signatures.push(bytes);
             }
             _ => {}
         }
@@ -68,14 +74,13 @@ pub fn verify(
     let (Some(timestamp), false) = (timestamp, signatures.is_empty()) else {
         return Err(Refused::Malformed);
     };
-    if (now_secs - timestamp).abs() > MAX_SKEW_SECS {
+    if now_secs.abs_diff(timestamp) > MAX_SKEW_SECS as u64 {
         return Err(Refused::Stale);
     }
+    // One MAC, compared in constant time with each offered signature.
+    let expected = mac(secret, timestamp, body);
     for signature in signatures {
-        if mac(secret, timestamp, body)
-            .verify_slice(&signature)
-            .is_ok()
-        {
+        if expected.clone().verify_slice(&signature).is_ok() {
             return Ok((timestamp, signature));
         }
     }
@@ -105,6 +110,16 @@ mod tests {
         // A timestamp rewritten to look fresh no longer matches the MAC.
         let moved = header.replace("t=1700000000", "t=1700000200");
         assert_eq!(
+            verify(
+                "s3cret",
+                &format!("t={},v1={}", i64::MIN, "00".repeat(32)),
+                b"",
+                1_700_000_000
+            ),
+            Err(Refused::Stale),
+            "no overflow"
+        );
+        assert_eq!(
             verify("s3cret", &moved, b"{\"text\":\"hi\"}", 1_700_000_200),
             Err(Refused::Mismatch)
         );
@@ -112,7 +127,19 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        for bad in ["", "t=1", "v1=00", "t=x,v1=00", "t=1,v1=zz", "garbage"] {
+        // More signatures than are ever looked at.
+        let five = format!("t=1{}", format!(",v1={}", "00".repeat(32)).repeat(5));
+        for bad in [
+            "",
+            "t=1",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1,v1=zz",
+            "t=1,v1=",
+            "t=1,v1=00",
+            "garbage",
+            &five,
+        ] {
             assert_eq!(verify("k", bad, b"", 1), Err(Refused::Malformed), "{bad}");
         }
     }

@@ -48,10 +48,9 @@ impl Mqtt {
             ));
         }
         let store = &self.context.services.store;
-        if let Some(existing) = store.device_row(device_id).await? {
+        if store.device_row(device_id).await?.is_some() {
             return Err(Error::InvalidParam(format!(
-                "device {device_id} is already registered (in {})",
-                existing.room_id
+                "device {device_id} is already registered"
             )));
         }
         let user_id = self
@@ -83,7 +82,8 @@ impl Mqtt {
     }
 
     /// Raises `user` to the level the device state event needs, as `actor` (whose own
-    /// power the room's auth rules check).
+    /// power the room's auth rules check). A room without a level for device commands
+    /// gets one: the same level, so by default only moderators command devices.
     async fn grant_state_power(&self, room_id: &str, actor: &str, user: &str) -> Result<()> {
         let rooms = &self.context.services.rooms;
         let (needed, has, content) = rooms
@@ -100,14 +100,22 @@ impl Mqtt {
             })
             .await?
             .ok_or_else(|| Error::forbidden("the room has no power levels to grant the device"))?;
-        if has >= needed {
+        let command_level_set = content["events"].get(COMMAND_EVENT).is_some();
+        if has >= needed && command_level_set {
             return Ok(());
         }
         let mut content = content;
-        if !content["users"].is_object() {
-            content["users"] = json!({});
+        for map in ["users", "events"] {
+            if !content[map].is_object() {
+                content[map] = json!({});
+            }
         }
-        content["users"][user] = json!(needed);
+        if has < needed {
+            content["users"][user] = json!(needed);
+        }
+        if !command_level_set {
+            content["events"][COMMAND_EVENT] = json!(needed);
+        }
         rooms
             .send(room_id, actor, NewEvent::state("m.room.power_levels", "", content))
             .await
@@ -298,7 +306,7 @@ impl Mqtt {
                 Ok(format!("Devices:\n{}", lines.join("\n")))
             }
             (id, Some("alert")) | (id, Some("alerts")) => {
-                let rest = args.split_once(second.unwrap_or_default()).map(|(_, r)| r.trim()).unwrap_or_default();
+                let rest = args.splitn(3, char::is_whitespace).nth(2).map(str::trim).unwrap_or_default();
                 self.alert_command(room_id, actor, id, second == Some("alerts") && rest.is_empty(), rest).await
             }
             (id, Some(command)) => {

@@ -34,6 +34,9 @@ pub const STATE_EVENT: &str = "io.converge.device";
 /// An event that commands a device: `{"device_id", "command", "args"}`.
 pub const COMMAND_EVENT: &str = "io.converge.device.command";
 
+/// Most keys and bytes of a device's merged values in its state event.
+const MAX_STATE_KEYS: usize = 200;
+const MAX_STATE_BYTES: usize = 32 * 1024;
 /// How often coalesced telemetry is written.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest wait before reconnecting to the broker.
@@ -264,6 +267,13 @@ impl Mqtt {
             };
             for (key, value) in &sample {
                 device.values.insert(key.clone(), value.clone());
+            }
+            // The state event must stay far below the 64 KiB event limit: a device that
+            // sends ever new keys keeps only its latest sample.
+            if device.values.len() > MAX_STATE_KEYS
+                || Value::Object(device.values.clone()).to_string().len() > MAX_STATE_BYTES
+            {
+                device.values = sample.clone();
             }
             device.last_seen = Some(now);
             device.online = Some(true);

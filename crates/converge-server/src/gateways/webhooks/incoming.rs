@@ -70,7 +70,7 @@ impl Webhooks {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if seen.len() > 10_000 {
-            seen.retain(|_, at| (now - *at).abs() <= signature::MAX_SKEW_SECS);
+            seen.retain(|_, at| now.abs_diff(*at) <= signature::MAX_SKEW_SECS as u64);
         }
         if seen.insert(mac, timestamp).is_some() {
             return Err(Error::Unauthorized(
