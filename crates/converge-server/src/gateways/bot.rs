@@ -20,7 +20,7 @@ const HELP: &str = "I manage this room's gateways. Commands (changing them needs
 - `!webhook new [signed]`, `!webhook list`, `!webhook revoke <id>`: incoming webhooks\n\
 - `!webhook subscribe <url> [types=<t1,t2>] [prefix=<text>|regex=<re>]`, `!webhook subscriptions`, `!webhook unsubscribe <id>`: outgoing webhooks\n\
 - `!device add <id>`, `!device list`, `!device remove <id>`: MQTT devices\n\
-- `!device <id> <command> [json args]`: send a command to a device\n\
+- `!device <id> <command> [json args]`: send a command to a device (needs the power to send `io.converge.device.command`)\n\
 - `!device <id> alert <field> <op> <number>`, `!device <id> alerts`, `!device <id> alert clear`: alerts";
 
 pub async fn run(gateways: Arc<Gateways>, mut stop: watch::Receiver<bool>) {
