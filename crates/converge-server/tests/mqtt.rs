@@ -8,9 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    TestServer, User, V3, command, create_room, enc, invite_bot, recent_events, say, wait_for,
-};
+use common::{TestServer, User, V3, command, enc, recent_events, room_with_bot, say, wait_for};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -100,18 +98,7 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<(String, Value
 
 /// Alice's room with bob and the bot, and device `id` added by chat.
 async fn room_with_device(t: &TestServer, id: &str) -> (User, User, String) {
-    let alice = t.register("alice", "password-alice").await;
-    let bob = t.register("bob", "password-bob").await;
-    let room = create_room(t, &alice, json!({ "invite": [bob.user_id] })).await;
-    let (status, body) = t
-        .post(
-            &format!("{V3}/join/{}", enc(&room)),
-            Some(&bob.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-    invite_bot(t, &alice, &room).await;
+    let (alice, bob, room) = room_with_bot(t).await;
     let answer = command(t, &alice, &room, &format!("!device add {id}")).await;
     assert!(answer.contains("added"), "{answer}");
     wait_for(10, "the gateway to connect", || async {

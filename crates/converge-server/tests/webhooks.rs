@@ -12,8 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use common::{
-    TestServer, User, V3, assert_error, command, create_room, enc, invite_bot, recent_events, say,
-    wait_for,
+    TestServer, V3, assert_error, command, enc, recent_events, room_with_bot, say, wait_for,
 };
 use converge_server::config::Rate;
 use converge_server::gateways::signature;
@@ -60,23 +59,6 @@ async fn post_hook(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-/// A room of alice (admin) and bob (member), with the bot in it.
-async fn room_with_bot(t: &TestServer) -> (User, User, String) {
-    let alice = t.register("alice", "password-alice").await;
-    let bob = t.register("bob", "password-bob").await;
-    let room = create_room(t, &alice, json!({ "invite": [bob.user_id] })).await;
-    let (status, body) = t
-        .post(
-            &format!("{V3}/join/{}", enc(&room)),
-            Some(&bob.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "bob joins: {body}");
-    invite_bot(t, &alice, &room).await;
-    (alice, bob, room)
 }
 
 fn now_secs() -> i64 {

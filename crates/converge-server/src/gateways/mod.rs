@@ -35,6 +35,13 @@ use crate::service::rooms::NewEvent;
 /// event type (the room's `state_default` unless its power levels name the type).
 pub const MANAGE_EVENT_TYPE: &str = "io.converge.gateways";
 
+/// Who asks for a change to a room's gateways: a user, who may be a server admin.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub user_id: &'a str,
+    pub server_admin: bool,
+}
+
 /// What every gateway acts through: the services, and who the bot is.
 pub struct Context {
     pub services: Arc<Services>,
@@ -108,6 +115,14 @@ impl Context {
                 "managing this room's gateways needs the power to change its state",
             ))
         }
+    }
+
+    /// Refuses unless `actor` is a server admin or may manage the room's gateways.
+    pub async fn authorize(&self, room_id: &str, actor: Actor<'_>) -> Result<()> {
+        if actor.server_admin {
+            return Ok(());
+        }
+        self.require_manager(room_id, actor.user_id).await
     }
 
     /// Posts an `m.notice` as `sender`, as a reply to `reply_to` if given.

@@ -311,3 +311,20 @@ pub async fn create_room(t: &TestServer, user: &User, body: Value) -> String {
     assert_eq!(status, StatusCode::OK, "createRoom: {body}");
     body["room_id"].as_str().expect("room_id").to_owned()
 }
+
+/// A room of alice (admin) and bob (member), with the bot in it.
+pub async fn room_with_bot(t: &TestServer) -> (User, User, String) {
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let room = create_room(t, &alice, json!({ "invite": [bob.user_id] })).await;
+    let (status, body) = t
+        .post(
+            &format!("{V3}/join/{}", enc(&room)),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "bob joins: {body}");
+    invite_bot(t, &alice, &room).await;
+    (alice, bob, room)
+}

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Alert, COMMAND_EVENT, Mqtt, STATE_EVENT};
 use crate::error::{Error, Result};
-use crate::gateways::webhooks::Actor;
+use crate::gateways::Actor;
 use crate::service::now_ms;
 use crate::service::rooms::NewEvent;
 use converge_store::{DeviceRow, TelemetryRow};
@@ -26,13 +26,6 @@ pub fn valid_device_id(id: &str) -> bool {
 }
 
 impl Mqtt {
-    async fn authorize(&self, room_id: &str, actor: Actor<'_>) -> Result<()> {
-        if actor.server_admin {
-            return Ok(());
-        }
-        self.context.require_manager(room_id, actor.user_id).await
-    }
-
     /// Registers a device in a room: its virtual user joins (invited by `actor`) and is
     /// given the power to update the device's state event.
     pub async fn add_device(
@@ -41,7 +34,7 @@ impl Mqtt {
         actor: Actor<'_>,
         device_id: &str,
     ) -> Result<DeviceRow> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         if !valid_device_id(device_id) {
             return Err(Error::InvalidParam(
                 "a device ID is 1-64 characters of a-z, 0-9, '.', '_' and '-'".into(),
@@ -129,7 +122,7 @@ impl Mqtt {
     }
 
     pub async fn devices(&self, room_id: &str, actor: Actor<'_>) -> Result<Vec<DeviceRow>> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         Ok(self
             .context
             .services
@@ -151,7 +144,7 @@ impl Mqtt {
             .await?
             .filter(|d| in_room.is_none_or(|room| d.room_id == room))
             .ok_or_else(|| Error::NotFound("no such device".into()))?;
-        self.authorize(&row.room_id, actor).await?;
+        self.context.authorize(&row.room_id, actor).await?;
         store.delete_device(device_id).await?;
         self.devices
             .lock()
@@ -355,7 +348,7 @@ impl Mqtt {
             let lines: Vec<String> = alerts.iter().map(|a| format!("- {a}")).collect();
             return Ok(format!("Alerts of `{device_id}`:\n{}", lines.join("\n")));
         }
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         let answer = if rest == "clear" {
             alerts.clear();
             format!("Alerts of `{device_id}` cleared.")

@@ -16,18 +16,11 @@ use regex::Regex;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::{Context, LogThrottle, Stats, random_id};
+use super::{Actor, Context, LogThrottle, Stats, random_id};
 use crate::config::WebhooksConfig;
 use crate::error::{Error, Result};
 use crate::service::fetch::Policy;
 use crate::service::now_ms;
-
-/// Who asks for a change: a user, who may be a server admin.
-#[derive(Clone, Copy, Debug)]
-pub struct Actor<'a> {
-    pub user_id: &'a str,
-    pub server_admin: bool,
-}
 
 /// What an outgoing webhook delivers.
 #[derive(Clone, Debug, Default)]
@@ -99,13 +92,6 @@ impl Webhooks {
         format!("{}/_converge/hooks/{hook_id}", self.context.base_url)
     }
 
-    async fn authorize(&self, room_id: &str, actor: Actor<'_>) -> Result<()> {
-        if actor.server_admin {
-            return Ok(());
-        }
-        self.context.require_manager(room_id, actor.user_id).await
-    }
-
     /// Creates an incoming hook in a room; its virtual user is invited by `actor` and joins.
     pub async fn create_hook(
         &self,
@@ -114,7 +100,7 @@ impl Webhooks {
         name: Option<&str>,
         signed: bool,
     ) -> Result<WebhookRow> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         let hook_id = random_id(24);
         let name = name.filter(|n| !n.is_empty()).unwrap_or("Webhook");
         let user_id = self
@@ -139,7 +125,7 @@ impl Webhooks {
     }
 
     pub async fn hooks(&self, room_id: &str, actor: Actor<'_>) -> Result<Vec<WebhookRow>> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         Ok(self.context.services.store.room_webhooks(room_id).await?)
     }
 
@@ -156,7 +142,7 @@ impl Webhooks {
             .await?
             .filter(|h| in_room.is_none_or(|room| h.room_id == room))
             .ok_or_else(|| Error::NotFound("no such webhook".into()))?;
-        self.authorize(&hook.room_id, actor).await?;
+        self.context.authorize(&hook.room_id, actor).await?;
         store.delete_webhook(hook_id).await?;
         if let Err(err) = self
             .context
@@ -179,7 +165,7 @@ impl Webhooks {
         actor: Actor<'_>,
         request: NewSubscription,
     ) -> Result<SubscriptionRow> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         let url = url::Url::parse(&request.url)
             .map_err(|_| Error::InvalidParam("the URL is not valid".into()))?;
         self.policy.check_url(&url).map_err(|reason| {
@@ -217,7 +203,7 @@ impl Webhooks {
         room_id: &str,
         actor: Actor<'_>,
     ) -> Result<Vec<(SubscriptionRow, i64)>> {
-        self.authorize(room_id, actor).await?;
+        self.context.authorize(room_id, actor).await?;
         let store = &self.context.services.store;
         let mut out = Vec::new();
         for sub in store.subscriptions(Some(room_id)).await? {
@@ -239,7 +225,7 @@ impl Webhooks {
             .await?
             .filter(|s| in_room.is_none_or(|room| s.room_id == room))
             .ok_or_else(|| Error::NotFound("no such outgoing webhook".into()))?;
-        self.authorize(&sub.room_id, actor).await?;
+        self.context.authorize(&sub.room_id, actor).await?;
         store.delete_subscription(sub_id).await?;
         tracing::info!(
             subscription = sub_id,
