@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, User, V3, assert_error, create_room, enc, next_txn};
+use common::{TestServer, User, V3, assert_error, create_room, enc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,19 +28,6 @@ async fn shared_room(t: &TestServer, owner: &User, others: &[&User]) -> String {
         assert_eq!(status, StatusCode::OK, "join: {body}");
     }
     room
-}
-
-async fn send_text(t: &TestServer, user: &User, room: &str, text: &str) -> String {
-    let path = format!("{V3}/rooms/{room}/send/m.room.message/{}", next_txn());
-    let (status, body) = t
-        .put(
-            &path,
-            Some(&user.token),
-            json!({ "msgtype": "m.text", "body": text }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "send {text}: {body}");
-    body["event_id"].as_str().expect("event_id").to_owned()
 }
 
 /// `GET /sync?{query}`, which must succeed.
@@ -104,7 +91,7 @@ async fn initial_sync_shows_joined_rooms() {
     )
     .await;
     let elsewhere = create_room(&t, &bob, json!({ "name": "Bob's" })).await;
-    let hello = send_text(&t, &alice, &room, "hello").await;
+    let hello = common::say(&t, &alice, &room, "hello").await;
 
     let body = sync(&t, &alice, "").await;
     token_parts(&next_batch(&body));
@@ -159,10 +146,10 @@ async fn incremental_sync_returns_only_new_events() {
     let bob = t.register("bob", "pw-bob-1").await;
     let carol = t.register("carol", "pw-carol-1").await;
     let room = shared_room(&t, &alice, &[&bob]).await;
-    send_text(&t, &alice, &room, "old news").await;
+    common::say(&t, &alice, &room, "old news").await;
     let first = sync(&t, &alice, "").await;
 
-    send_text(&t, &bob, &room, "new one").await;
+    common::say(&t, &bob, &room, "new one").await;
     let body = sync_since(&t, &alice, &next_batch(&first)).await;
     let joined = joined_room(&body, &room);
     let events = joined["timeline"]["events"].as_array().unwrap();
@@ -237,7 +224,7 @@ async fn incremental_sync_after_a_gap_or_a_join() {
         .await;
     assert_eq!(status, StatusCode::OK);
     for i in 0..12 {
-        send_text(&t, &alice, &room, &format!("m{i}")).await;
+        common::say(&t, &alice, &room, &format!("m{i}")).await;
     }
     let body = sync_since(&t, &bob, &since).await;
     let joined = joined_room(&body, &room);
@@ -262,7 +249,7 @@ async fn incremental_sync_after_a_gap_or_a_join() {
 
     // The sender sees its own transaction ID.
     let since = next_batch(&sync(&t, &alice, "").await);
-    send_text(&t, &alice, &room, "mine").await;
+    common::say(&t, &alice, &room, "mine").await;
     let body = sync_since(&t, &alice, &since).await;
     assert!(
         joined_room(&body, &room)["timeline"]["events"][0]["unsigned"]["transaction_id"]
@@ -320,9 +307,9 @@ async fn full_state_brings_all_state_but_only_new_timeline() {
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
     let room = shared_room(&t, &alice, &[&bob]).await;
-    send_text(&t, &alice, &room, "old news").await;
+    common::say(&t, &alice, &room, "old news").await;
     let since = next_batch(&sync(&t, &alice, "").await);
-    send_text(&t, &bob, &room, "new one").await;
+    common::say(&t, &bob, &room, "new one").await;
 
     let body = sync(
         &t,
@@ -371,7 +358,7 @@ async fn long_poll_wakes_up_for_a_new_message() {
     let started = Instant::now();
     let (body, ()) = tokio::join!(sync(&t, &alice, &query), async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        send_text(&t, &bob, &room, "wake up").await;
+        common::say(&t, &bob, &room, "wake up").await;
     });
     let elapsed = started.elapsed();
     assert!(
@@ -394,7 +381,7 @@ async fn long_poll_with_nothing_new_times_out_empty() {
     let t = TestServer::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let room = create_room(&t, &alice, json!({})).await;
-    send_text(&t, &alice, &room, "before").await;
+    common::say(&t, &alice, &room, "before").await;
     let since = next_batch(&sync(&t, &alice, "").await);
 
     let started = Instant::now();
@@ -481,7 +468,7 @@ async fn a_kick_moves_the_room_to_leave() {
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
     let room = shared_room(&t, &alice, &[&bob]).await;
-    send_text(&t, &alice, &room, "before the kick").await;
+    common::say(&t, &alice, &room, "before the kick").await;
     let since = next_batch(&sync(&t, &bob, "").await);
     let (status, _) = t
         .post(
@@ -491,7 +478,7 @@ async fn a_kick_moves_the_room_to_leave() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    send_text(&t, &alice, &room, "after the kick").await;
+    common::say(&t, &alice, &room, "after the kick").await;
 
     let body = sync_since(&t, &bob, &since).await;
     assert!(body["rooms"]["join"].get(&room).is_none(), "{body}");
@@ -587,8 +574,8 @@ async fn read_receipts_and_markers_appear_in_sync() {
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
     let room = shared_room(&t, &alice, &[&bob]).await;
-    let first = send_text(&t, &alice, &room, "first").await;
-    let second = send_text(&t, &alice, &room, "second").await;
+    let first = common::say(&t, &alice, &room, "first").await;
+    let second = common::say(&t, &alice, &room, "second").await;
     let since = next_batch(&sync(&t, &alice, "").await);
 
     let (status, body) = t
@@ -784,7 +771,7 @@ async fn a_small_timeline_limit_is_limited_with_a_usable_prev_batch() {
     let alice = t.register("alice", "pw-alice-1").await;
     let room = create_room(&t, &alice, json!({ "name": "Busy" })).await;
     for i in 0..5 {
-        send_text(&t, &alice, &room, &format!("m{i}")).await;
+        common::say(&t, &alice, &room, &format!("m{i}")).await;
     }
     let definition = json!({ "room": { "timeline": { "limit": 2 } } });
     let (status, created) = t
@@ -866,7 +853,7 @@ async fn lazy_loading_sends_only_the_members_that_spoke() {
     let dave = t.register("dave", "pw-dave-1").await;
     let room = shared_room(&t, &alice, &[&bob, &carol, &dave]).await;
     for i in 0..3 {
-        send_text(&t, &bob, &room, &format!("bob {i}")).await;
+        common::say(&t, &bob, &room, &format!("bob {i}")).await;
     }
     let members_in = |body: &Value| {
         let joined = joined_room(body, &room);
@@ -954,11 +941,11 @@ async fn unread_notifications_count_messages_after_the_read_receipt() {
     };
     assert_eq!(count(&bob).await, 0);
 
-    send_text(&t, &alice, &room, "a1").await;
-    let a2 = send_text(&t, &alice, &room, "a2").await;
-    send_text(&t, &alice, &room, "a3").await;
+    common::say(&t, &alice, &room, "a1").await;
+    let a2 = common::say(&t, &alice, &room, "a2").await;
+    common::say(&t, &alice, &room, "a3").await;
     assert_eq!(count(&bob).await, 3);
-    let own = send_text(&t, &bob, &room, "bob's own words do not count").await;
+    let own = common::say(&t, &bob, &room, "bob's own words do not count").await;
     assert_eq!(count(&bob).await, 3);
     assert_eq!(count(&alice).await, 1, "alice has bob's message to read");
 
@@ -1073,7 +1060,7 @@ async fn long_poll_wakes_up_for_ephemeral_news_and_account_data() {
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
     let room = shared_room(&t, &alice, &[&bob]).await;
-    let event = send_text(&t, &alice, &room, "read me").await;
+    let event = common::say(&t, &alice, &room, "read me").await;
 
     let (elapsed, body) = wake_time(&t, &bob, async || {
         t.put(
