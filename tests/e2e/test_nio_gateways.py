@@ -141,8 +141,27 @@ async def command(client: AsyncClient, room_id: str, text: str):
     return event
 
 
+async def private_answer(client: AsyncClient, needle: str) -> str:
+    """The body of the bot's direct message to client that contains needle; the bot's
+    invite to its direct room is accepted on the way."""
+    deadline = time.monotonic() + SYNC_DEADLINE_S
+    while time.monotonic() < deadline:
+        resp = await client.sync(timeout=SYNC_POLL_MS)
+        assert isinstance(resp, SyncResponse), f"sync failed: {resp}"
+        # The invite may have come with an earlier sync; nio remembers it.
+        for room_id in set(resp.rooms.invite) | set(client.invited_rooms):
+            joined = await join_room(client, room_id)
+            assert isinstance(joined, JoinResponse), f"joining the bot's direct room failed: {joined}"
+        for room_id in resp.rooms.join:
+            for e in timeline(resp, room_id):
+                text = content_of(e).get("body", "")
+                if e.sender == BOT and needle in text:
+                    return text
+    pytest.fail(f"{client.user_id} got no direct message with {needle!r}", pytrace=False)
+
+
 def hook_from_reply(server: Server, body: str) -> tuple[str, str]:
-    """The hook's path and secret, out of the bot's answer to `!webhook new`."""
+    """The hook's path and secret, out of the bot's direct message after `!webhook new`."""
     path = HOOK_PATH.search(body)
     secret = SECRET.search(body)
     assert path and secret, f"no hook URL and secret in the bot's reply: {body!r}"
@@ -186,7 +205,8 @@ def test_hook_made_in_chat_posts_markdown_a_member_syncs(server):
     async def body():
         async with room_with_bot(server) as (alice, bob, room_id):
             reply = await command(alice, room_id, "!webhook new")
-            path, secret = hook_from_reply(server, reply.body)
+            assert "direct message" in reply.body and "Secret" not in reply.body, reply.body
+            path, secret = hook_from_reply(server, await private_answer(alice, "Secret:"))
             assert len(secret) >= 16, secret
             user = hook_user(path)
 
@@ -242,7 +262,8 @@ def test_hook_refusals_leave_only_the_accepted_message(server):
     async def body():
         async with room_with_bot(server) as (alice, bob, room_id):
             reply = await command(alice, room_id, "!webhook new")
-            path, secret = hook_from_reply(server, reply.body)
+            assert "direct message" in reply.body and "Secret" not in reply.body, reply.body
+            path, secret = hook_from_reply(server, await private_answer(alice, "Secret:"))
 
             status, answer = post_hook(server, path, b'{"text": "unterminated')
             assert (status, answer.get("errcode")) == (400, "M_NOT_JSON"), (status, answer)

@@ -12,7 +12,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use common::{
-    TestServer, V3, assert_error, command, enc, recent_events, room_with_bot, say, wait_for,
+    TestServer, V3, assert_error, command, enc, private_answer, recent_events, room_with_bot, say,
+    wait_for,
 };
 use converge_server::config::Rate;
 use converge_server::gateways::signature;
@@ -20,7 +21,7 @@ use http::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Pulls the hook's path and secret out of the bot's answer to `!webhook new`.
+/// Pulls the hook's path and secret out of the bot's direct message after `!webhook new`.
 fn hook_from_answer(answer: &str) -> (String, String) {
     let path_at = answer
         .find("/_converge/hooks/")
@@ -73,7 +74,18 @@ async fn a_hook_made_in_chat_posts_messages_a_client_syncs() {
     let t = TestServer::start().await;
     let (alice, bob, room) = room_with_bot(&t).await;
     let answer = command(&t, &alice, &room, "!webhook new CI").await;
-    let (path, _secret) = hook_from_answer(&answer);
+    assert!(
+        answer.contains("direct message") && !answer.contains("Secret"),
+        "{answer}"
+    );
+    let hook_id = answer
+        .split('`')
+        .nth(1)
+        .expect("the hook ID in the answer")
+        .to_owned();
+    let dm = private_answer(&t, &alice, &format!("Webhook `{hook_id}` (in")).await;
+    let (path, secret) = hook_from_answer(&dm);
+    assert!(path.ends_with(&hook_id));
 
     let (status, body) = t
         .get(&format!("{V3}/sync?timeout=0"), Some(&bob.token))
@@ -137,10 +149,14 @@ async fn a_hook_made_in_chat_posts_messages_a_client_syncs() {
         .await;
     assert_eq!(profile["displayname"], "CI");
     let list = command(&t, &alice, &room, "!webhook list").await;
-    assert!(list.contains(&path), "{list}");
+    assert!(list.contains(&hook_id) && !list.contains(&path), "{list}");
+    // Neither the secret nor the URL (a credential itself) was shown in the shared room.
+    for event in recent_events(&t, &bob, &room, 100).await {
+        let text = event.to_string();
+        assert!(!text.contains(&secret) && !text.contains(&path), "{text}");
+    }
 
     // Revoked: the URL is gone and the hook's user left.
-    let hook_id = path.rsplit('/').next().unwrap();
     let answer = command(&t, &alice, &room, &format!("!webhook revoke {hook_id}")).await;
     assert!(answer.contains("revoked"), "{answer}");
     let gone = post_hook(
@@ -275,7 +291,8 @@ async fn each_hook_is_rate_limited() {
     })
     .await;
     let (alice, _bob, room) = room_with_bot(&t).await;
-    let (path, _) = hook_from_answer(&command(&t, &alice, &room, "!webhook new").await);
+    command(&t, &alice, &room, "!webhook new").await;
+    let (path, _) = hook_from_answer(&private_answer(&t, &alice, "Secret:").await);
     for _ in 0..2 {
         let (status, body) = post_hook(&t, &path, "text/plain", "hi", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -391,14 +408,13 @@ async fn outgoing_hooks_deliver_what_was_missed_across_a_restart() {
         &format!("!webhook subscribe http://{addr}/hook types=m.room.message prefix=>"),
     )
     .await;
-    assert!(answer.contains("created"), "{answer}");
-    let secret_at =
-        answer.find("`X-Converge-Signature`: `").unwrap() + "`X-Converge-Signature`: `".len();
-    let secret: String = answer[secret_at..]
-        .chars()
-        .take_while(|c| *c != '`')
-        .collect();
-
+    assert!(
+        answer.contains("created") && !answer.contains("hook?"),
+        "{answer}"
+    );
+    let dm = private_answer(&t, &alice, "made with the secret").await;
+    let secret_at = dm.find("the secret `").unwrap() + "the secret `".len();
+    let secret: String = dm[secret_at..].chars().take_while(|c| *c != '`').collect();
     say(&t, &alice, &room, "> one").await;
     say(&t, &alice, &room, "not for the hook").await;
     wait_for(10, "the first delivery", || async {

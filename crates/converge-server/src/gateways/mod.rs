@@ -29,7 +29,7 @@ pub use stats::{LogThrottle, Stats};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::rooms::NewEvent;
+use crate::service::rooms::{CreateRoom, NewEvent};
 
 /// The power a user needs in a room to manage its gateways: that of sending this state
 /// event type (the room's `state_default` unless its power levels name the type).
@@ -123,6 +123,56 @@ impl Context {
             return Ok(());
         }
         self.require_manager(room_id, actor.user_id).await
+    }
+
+    /// Sends `text` to `user` alone, in a direct room with the bot (made on first use), so
+    /// credentials never show in a shared room.
+    pub async fn tell_privately(&self, user: &str, text: &str) -> Result<()> {
+        let room_id = match self.direct_room(user).await? {
+            Some(room_id) => room_id,
+            None => {
+                let rooms = &self.services.rooms;
+                let profile = rooms.member_profile(&self.bot).await?;
+                let request = CreateRoom {
+                    invite: vec![user.to_owned()],
+                    is_direct: true,
+                    preset: Some("trusted_private_chat".into()),
+                    name: Some("Converge gateways".into()),
+                    ..CreateRoom::default()
+                };
+                rooms.create(&self.bot, request, profile).await?
+            }
+        };
+        self.notice(&room_id, &self.bot, text, None, None).await?;
+        Ok(())
+    }
+
+    /// The direct room the bot made with `user`, if they are both still in it.
+    async fn direct_room(&self, user: &str) -> Result<Option<String>> {
+        for row in self.services.store.user_memberships(&self.bot).await? {
+            if row.membership != "join" {
+                continue;
+            }
+            let is_direct = self
+                .services
+                .rooms
+                .snapshot(&row.room_id, |room| {
+                    let mut members: Vec<&str> = room
+                        .members(auth::Membership::Join)
+                        .chain(room.members(auth::Membership::Invite))
+                        .collect();
+                    members.sort_unstable();
+                    let mut pair = [self.bot.as_str(), user];
+                    pair.sort_unstable();
+                    auth::room_creator(room.version, room) == Some(self.bot.as_str())
+                        && members == pair
+                })
+                .await?;
+            if is_direct {
+                return Ok(Some(row.room_id));
+            }
+        }
+        Ok(None)
     }
 
     /// Posts an `m.notice` as `sender`, as a reply to `reply_to` if given.

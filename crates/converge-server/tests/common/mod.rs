@@ -328,3 +328,44 @@ pub async fn room_with_bot(t: &TestServer) -> (User, User, String) {
     invite_bot(t, &alice, &room).await;
     (alice, bob, room)
 }
+
+/// The bot's direct message to `user` that contains `needle`, joining the bot's direct
+/// room when it is still an invite.
+pub async fn private_answer(t: &TestServer, user: &User, needle: &str) -> String {
+    wait_for(10, &format!("a direct message with {needle:?}"), || async {
+        let (_, body) = t
+            .get(&format!("{V3}/sync?timeout=0"), Some(&user.token))
+            .await;
+        let invites = body["rooms"]["invite"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for room_id in invites.keys() {
+            t.post(
+                &format!("{V3}/join/{}", enc(room_id)),
+                Some(&user.token),
+                json!({}),
+            )
+            .await;
+        }
+        let joined = body["rooms"]["join"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for room_id in joined.keys() {
+            let found = recent_events(t, user, room_id, 20)
+                .await
+                .into_iter()
+                .find_map(|e| {
+                    let body = e["content"]["body"].as_str()?;
+                    (e["sender"].as_str()?.starts_with("@converge:") && body.contains(needle))
+                        .then(|| body.to_owned())
+                });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    })
+    .await
+}

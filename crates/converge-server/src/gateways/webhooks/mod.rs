@@ -254,11 +254,16 @@ impl Webhooks {
                 } else {
                     "Signing is optional: a POST with an `X-Converge-Signature` header is checked against the secret."
                 };
-                Ok(format!(
-                    "Webhook `{}` created. POST JSON `{{\"text\": \"...\"}}` (Slack- and Discord-style bodies and text/plain work too) to:\n\n`{}`\n\nSecret: `{}`\n\n{signing}",
+                let credentials = format!(
+                    "Webhook `{}` (in {room_id}). POST JSON `{{\"text\": \"...\"}}` (Slack- and Discord-style bodies and text/plain work too) to:\n\n`{}`\n\nSecret: `{}`\n\n{signing}",
                     hook.hook_id,
                     self.hook_url(&hook.hook_id),
                     hook.secret
+                );
+                self.context.tell_privately(sender, &credentials).await?;
+                Ok(format!(
+                    "Webhook `{}` created; it posts as {}. I sent you its URL and secret in a direct message.",
+                    hook.hook_id, hook.user_id
                 ))
             }
             "list" => {
@@ -270,11 +275,10 @@ impl Webhooks {
                     .iter()
                     .map(|h| {
                         format!(
-                            "- `{}` posting as {}{}: `{}`",
+                            "- `{}` posting as {}{}",
                             h.hook_id,
                             h.user_id,
                             if h.signed { " (signed)" } else { "" },
-                            self.hook_url(&h.hook_id)
                         )
                     })
                     .collect();
@@ -288,9 +292,17 @@ impl Webhooks {
             "subscribe" => {
                 let request = parse_subscription(rest)?;
                 let sub = self.subscribe(room_id, actor, request).await?;
+                let credentials = format!(
+                    "Outgoing webhook `{}` (in {room_id}, to {}). Its deliveries carry `X-Converge-Signature` made with the secret `{}`.",
+                    sub.sub_id,
+                    origin(&sub.url),
+                    sub.secret
+                );
+                self.context.tell_privately(sender, &credentials).await?;
                 Ok(format!(
-                    "Outgoing webhook `{}` created: this room's events are POSTed to {}.\n\nSecret for `X-Converge-Signature`: `{}`",
-                    sub.sub_id, sub.url, sub.secret
+                    "Outgoing webhook `{}` created: this room's events are POSTed to {}. I sent you its signing secret in a direct message.",
+                    sub.sub_id,
+                    origin(&sub.url)
                 ))
             }
             "subscriptions" => {
@@ -301,7 +313,7 @@ impl Webhooks {
                 let lines: Vec<String> = subs
                     .iter()
                     .map(|(s, queued)| {
-                        let mut line = format!("- `{}` → {} ({queued} queued", s.sub_id, s.url);
+                        let mut line = format!("- `{}` → {} ({queued} queued", s.sub_id, origin(&s.url));
                         if s.failures > 0 {
                             line.push_str(&format!(
                                 ", {} failed attempts, last: {}",
@@ -362,6 +374,13 @@ fn parse_subscription(args: &str) -> Result<NewSubscription> {
         rest = tail.trim();
     }
     Ok(request)
+}
+
+/// A URL's scheme, host and port only: paths and queries often hold tokens.
+pub(crate) fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(invalid URL)".into())
 }
 
 /// Compiles a body filter, refusing ones too long or too costly.

@@ -18,7 +18,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{Webhooks, compile};
+use super::{Webhooks, compile, origin};
 use crate::gateways::feed::Feed;
 use crate::gateways::{Stats, signature};
 use crate::service::now_ms;
@@ -136,7 +136,7 @@ impl Webhooks {
                 Err(reason) => {
                     Stats::add(&self.stats.errors);
                     if let Some(held) = self.throttle.allow("delivery failed") {
-                        tracing::warn!(subscription = %sub.sub_id, url = %sub.url, error = %reason, suppressed = held, "outgoing webhook delivery failed");
+                        tracing::warn!(subscription = %sub.sub_id, target = %origin(&sub.url), error = %reason, suppressed = held, "outgoing webhook delivery failed");
                     }
                     let wait = backoff(sub.failures + 1, self.max_retry_interval);
                     store
@@ -185,7 +185,8 @@ impl Webhooks {
                 if crate::service::fetch::was_blocked(&err) {
                     crate::service::fetch::BLOCKED.to_owned()
                 } else {
-                    format!("{err}")
+                    // Without the URL: errors are shown in the room.
+                    err.without_url().to_string()
                 }
             })?;
         if response.status().is_success() {
