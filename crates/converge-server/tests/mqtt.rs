@@ -485,3 +485,36 @@ async fn the_gateway_reconnects_when_the_broker_comes_back() {
     .await;
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_flapping_device_does_not_flood_the_room() {
+    let prefix = unique("flap");
+    let t = server(&prefix, BROKER.1).await;
+    let (alice, _bob, room) = room_with_device(&t, "relay").await;
+    let device = DeviceClient::connect("relay", &prefix).await;
+    let status = format!("{prefix}/devices/relay/status");
+    for i in 0..12 {
+        let value = if i % 2 == 0 { "online" } else { "offline" };
+        device.publish(status.clone(), value, false).await;
+    }
+    // The last word counts: the state ends offline, whatever was announced.
+    wait_for(10, "the state to settle offline", || async {
+        let (_, health) = t.get("/_converge/health", None).await;
+        let received = health["gateways"]["mqtt"]["messages_in"].as_u64() == Some(12);
+        let state = device_state(&t, &alice, &room, "relay").await;
+        (received && state.is_some_and(|c| c["online"] == false)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let notices = recent_events(&t, &alice, &room, 100)
+        .await
+        .iter()
+        .filter(|e| {
+            e["content"]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("**relay** is"))
+        })
+        .count();
+    assert_eq!(notices, 5, "at most five status notices a minute");
+    t.stop().await;
+}

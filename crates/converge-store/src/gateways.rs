@@ -258,7 +258,8 @@ impl Store {
     }
 
     /// Queues `(subscription, position, event ID)` deliveries and moves the reader `cursor`
-    /// to `pos`, in one transaction: a crash leaves both or neither.
+    /// to `pos`, in one transaction: a crash leaves both or neither. Deliveries for a
+    /// subscription deleted meanwhile are not queued.
     pub async fn fill_outbox(
         &self,
         cursor: &str,
@@ -269,7 +270,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             for (sub_id, at, event_id) in deliveries {
                 sqlx::query(
-                    "INSERT INTO webhook_outbox (sub_id, stream_pos, event_id) VALUES ($1, $2, $3) \
+                    "INSERT INTO webhook_outbox (sub_id, stream_pos, event_id) \
+                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE sub_id = $1) \
                      ON CONFLICT (sub_id, stream_pos) DO NOTHING",
                 )
                 .bind(sub_id).bind(at.0).bind(event_id)

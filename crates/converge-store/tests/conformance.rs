@@ -1462,6 +1462,16 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
     assert!(!reopened.delete_subscription("sub1").await.unwrap());
     assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 0);
     assert_eq!(reopened.outbox_next("sub1").await.unwrap(), None);
+    // A filler that read the subscription before it was deleted queues nothing for it.
+    reopened
+        .fill_outbox("out", StreamPos(9), &queued)
+        .await
+        .unwrap();
+    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 0);
+    assert_eq!(
+        reopened.gateway_cursor("out").await.unwrap(),
+        Some(StreamPos(9))
+    );
 }
 
 async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {

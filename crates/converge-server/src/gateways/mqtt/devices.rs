@@ -150,6 +150,11 @@ impl Mqtt {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(device_id);
+        // Samples still buffered must not outlive the device.
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s.device_id != device_id);
         if let Err(err) = self
             .context
             .services

@@ -37,6 +37,10 @@ pub const COMMAND_EVENT: &str = "io.converge.device.command";
 /// Most keys and bytes of a device's merged values in its state event.
 const MAX_STATE_KEYS: usize = 200;
 const MAX_STATE_BYTES: usize = 32 * 1024;
+/// Samples held between two writes; more are dropped (and counted).
+const MAX_PENDING_SAMPLES: usize = 50_000;
+/// Status notices a device may cause per minute; later changes update its state only.
+const STATUS_NOTICES_PER_MINUTE: usize = 5;
 /// How often coalesced telemetry is written.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest wait before reconnecting to the broker.
@@ -56,6 +60,8 @@ struct Device {
     online: Option<bool>,
     /// The state event is behind the values.
     dirty: bool,
+    /// When the latest status notices were posted, to hush a flapping device.
+    status_notices: std::collections::VecDeque<std::time::Instant>,
 }
 
 pub struct Mqtt {
@@ -68,6 +74,9 @@ pub struct Mqtt {
     devices: Mutex<HashMap<String, Device>>,
     /// Samples not yet written to the store.
     samples: Mutex<Vec<TelemetryRow>>,
+    /// Held while a state event is taken and sent, so a newer state is never overtaken
+    /// by an older one.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Mqtt {
@@ -92,6 +101,7 @@ impl Mqtt {
             throttle: LogThrottle::new(Duration::from_secs(60)),
             devices: Mutex::default(),
             samples: Mutex::default(),
+            flushing: tokio::sync::Mutex::new(()),
         });
         for row in mqtt.context.services.store.device_rows(None).await? {
             mqtt.load_device(row).await;
@@ -145,6 +155,7 @@ impl Mqtt {
             last_seen: previous["last_seen"].as_i64(),
             online: previous["online"].as_bool(),
             dirty: false,
+            status_notices: Default::default(),
             row,
         };
         self.devices
@@ -306,14 +317,17 @@ impl Mqtt {
                 });
             }
         }
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(TelemetryRow {
-                device_id: device_id.to_owned(),
-                ts: now,
-                payload: Value::Object(sample).to_string(),
-            });
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() >= MAX_PENDING_SAMPLES {
+            drop(samples);
+            let topic = self.topic(device_id, "telemetry");
+            return self.drop_input("telemetry arrives faster than it is stored", &topic);
+        }
+        samples.push(TelemetryRow {
+            device_id: device_id.to_owned(),
+            ts: now,
+            payload: Value::Object(sample).to_string(),
+        });
     }
 
     /// An online/offline status: a change is written at once and announced.
@@ -327,6 +341,18 @@ impl Mqtt {
         }
         device.online = Some(online);
         device.dirty = true;
+        let now = std::time::Instant::now();
+        let notices = &mut device.status_notices;
+        while notices
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > Duration::from_secs(60))
+        {
+            notices.pop_front();
+        }
+        let announce = notices.len() < STATUS_NOTICES_PER_MINUTE;
+        if announce {
+            notices.push_back(now);
+        }
         let (room, user) = (device.row.room_id.clone(), device.row.user_id.clone());
         let text = if online {
             format!("🟢 **{device_id}** is online")
@@ -338,7 +364,9 @@ impl Mqtt {
         let device_id = device_id.to_owned();
         tokio::spawn(async move {
             mqtt.flush_device(&device_id).await;
-            mqtt.post_notice(&room, &user, &text, None).await;
+            if announce {
+                mqtt.post_notice(&room, &user, &text, None).await;
+            }
         });
     }
 
@@ -442,6 +470,7 @@ impl Mqtt {
 
     /// Sends a device's state event if it changed since the last one.
     async fn flush_device(&self, device_id: &str) {
+        let _flushing = self.flushing.lock().await;
         let (room, user, content) = {
             let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
             let Some(device) = devices.get_mut(device_id).filter(|d| d.dirty) else {

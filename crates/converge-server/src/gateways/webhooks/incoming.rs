@@ -37,31 +37,42 @@ impl Webhooks {
             .limiter
             .check(Limit::Webhook, hook_id)?;
         Stats::add(&self.stats.messages_in);
-        match signature_header {
-            Some(header) => self.check_signature(&hook.secret, header, body)?,
+        let accepted = match signature_header {
+            Some(header) => Some(self.check_signature(&hook.secret, header, body)?),
             None if hook.signed => {
                 return Err(Error::Unauthorized(
                     "this webhook needs an X-Converge-Signature header".into(),
                 ));
             }
-            None => {}
+            None => None,
+        };
+        let posted = async {
+            let (text, markdown) = parse_body(content_type, body)?;
+            let content = markdown::message_content(&text, markdown);
+            let event = NewEvent::message("m.room.message", content);
+            self.context
+                .services
+                .rooms
+                .send(&hook.room_id, &hook.user_id, event)
+                .await
+        };
+        match posted.await {
+            Ok((event_id, _)) => Ok(event_id),
+            Err(err) => {
+                // A request that was refused or failed may be sent again, same signature.
+                if let Some(mac) = accepted {
+                    self.seen_signatures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&mac);
+                }
+                Err(err)
+            }
         }
-        let (text, markdown) = parse_body(content_type, body)?;
-        let content = markdown::message_content(&text, markdown);
-        let (event_id, _) = self
-            .context
-            .services
-            .rooms
-            .send(
-                &hook.room_id,
-                &hook.user_id,
-                NewEvent::message("m.room.message", content),
-            )
-            .await?;
-        Ok(event_id)
     }
 
-    fn check_signature(&self, secret: &str, header: &str, body: &[u8]) -> Result<()> {
+    /// Checks a signature and that it was not used before; returns it (the replay key).
+    fn check_signature(&self, secret: &str, header: &str, body: &[u8]) -> Result<Vec<u8>> {
         let now = crate::service::now_ms() / 1000;
         let (timestamp, mac) = signature::verify(secret, header, body, now)
             .map_err(|refused| Error::Unauthorized(refused.message().into()))?;
@@ -72,12 +83,12 @@ impl Webhooks {
         if seen.len() > 10_000 {
             seen.retain(|_, at| now.abs_diff(*at) <= signature::MAX_SKEW_SECS as u64);
         }
-        if seen.insert(mac, timestamp).is_some() {
+        if seen.insert(mac.clone(), timestamp).is_some() {
             return Err(Error::Unauthorized(
                 "this request was already received (replay)".into(),
             ));
         }
-        Ok(())
+        Ok(mac)
     }
 }
 

@@ -17,14 +17,16 @@ use converge_store::SubscriptionRow;
 use regex::Regex;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::{Webhooks, compile, origin};
 use crate::gateways::feed::Feed;
 use crate::gateways::{Stats, signature};
 use crate::service::now_ms;
 
-/// The longest the deliverer sleeps without a wake-up.
-const IDLE_POLL: Duration = Duration::from_secs(5);
+/// The longest the deliverer sleeps without a wake-up (a queue whose drain was ending
+/// when it grew waits at most this long).
+const IDLE_POLL: Duration = Duration::from_secs(2);
 
 impl Webhooks {
     /// Queues deliveries for new events, forever (until `stop`).
@@ -79,26 +81,32 @@ impl Webhooks {
         }
     }
 
-    /// Drains every subscription's queue whose retry time has come, forever.
+    /// Drains every subscription's queue whose retry time has come, forever: one task per
+    /// subscription, so a slow target delays only its own deliveries.
     pub(super) async fn deliver(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        loop {
-            if *stop.borrow() {
-                return;
-            }
+        let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+        while !*stop.borrow() {
             let grew = self.outbox_grew.notified();
             tokio::pin!(grew);
             grew.as_mut().enable();
+            running.retain(|_, task| !task.is_finished());
             let mut sleep = IDLE_POLL;
             match self.context.services.store.subscriptions(None).await {
                 Ok(subs) => {
                     let now = now_ms();
-                    let (due, later): (Vec<_>, Vec<_>) =
-                        subs.into_iter().partition(|s| s.retry_at <= now);
-                    if let Some(next) = later.iter().map(|s| s.retry_at).min() {
-                        sleep = sleep.min(Duration::from_millis((next - now).max(0) as u64));
+                    for sub in subs {
+                        if sub.retry_at > now {
+                            let wait = Duration::from_millis((sub.retry_at - now) as u64);
+                            sleep = sleep.min(wait);
+                        } else if !running.contains_key(&sub.sub_id) {
+                            let (webhooks, stop) = (self.clone(), stop.clone());
+                            let id = sub.sub_id.clone();
+                            running.insert(
+                                id,
+                                tokio::spawn(async move { webhooks.drain(&sub, &stop).await }),
+                            );
+                        }
                     }
-                    let drains = due.iter().map(|sub| self.drain(sub, &stop));
-                    futures_util::future::join_all(drains).await;
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot read outgoing webhooks"),
             }
@@ -107,6 +115,10 @@ impl Webhooks {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = stop.changed() => {}
             }
+        }
+        // Each drain stops after the delivery in flight (bounded by the timeout).
+        for (_, task) in running {
+            let _ = task.await;
         }
     }
 
