@@ -10,6 +10,8 @@ pub type Result<T> = std::result::Result<T, String>;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// The server's root URL, for endpoints outside the client-server API.
+    root: String,
 }
 
 /// A logged-in user.
@@ -26,9 +28,11 @@ impl Client {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("an HTTP client builds");
+        let root = base.trim_end_matches('/').to_owned();
         Self {
             http,
-            base: format!("{}/_matrix/client/v3", base.trim_end_matches('/')),
+            base: format!("{root}/_matrix/client/v3"),
+            root,
         }
     }
 
@@ -50,6 +54,33 @@ impl Client {
         let status = response.status().as_u16();
         let value = response.json().await.unwrap_or(Value::Null);
         Ok((status, value))
+    }
+
+    /// POSTs JSON to a path from the server's root (such as Converge's own endpoints).
+    pub async fn post_root(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<(u16, Value)> {
+        let mut request = self.http.post(format!("{}{path}", self.root)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GETs a path from the server's root.
+    pub async fn get_root(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+        let mut request = self.http.get(format!("{}{path}", self.root));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     fn ok(path: &str, (status, body): (u16, Value)) -> Result<Value> {

@@ -34,7 +34,8 @@ enum Command {
         /// Tiny sizes that finish in seconds (for CI).
         #[arg(long)]
         smoke: bool,
-        /// Scenarios to run (comma-separated): seq,concurrent,delivery,fanout,initial_sync,idle.
+        /// Scenarios to run (comma-separated): seq,concurrent,delivery,fanout,initial_sync,idle,
+        /// and webhook, mqtt (Converge's gateways; not run by default).
         #[arg(
             long,
             default_value = "seq,concurrent,delivery,fanout,initial_sync,idle"
@@ -46,6 +47,12 @@ enum Command {
         /// Override the number of fan-out listeners.
         #[arg(long)]
         fanout: Option<usize>,
+        /// The MQTT broker the server's gateway uses, host:port (the `mqtt` scenario).
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        mqtt_broker: String,
+        /// The server's `gateways.mqtt.topic_prefix`.
+        #[arg(long, default_value = "converge")]
+        mqtt_prefix: String,
     },
     /// Kill -9 a Converge server during a burst of sends, restart it, and check every
     /// acknowledged event is stored exactly once.
@@ -88,6 +95,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             scenarios,
             idle_clients,
             fanout,
+            mqtt_broker,
+            mqtt_prefix,
         } => {
             let mut plan = if smoke { Plan::smoke() } else { Plan::full() };
             if let Some(n) = idle_clients {
@@ -124,6 +133,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     "initial_sync" => bench.initial_sync().await?,
                     "idle" => bench.idle_long_polls().await?,
+                    "webhook" => bench.webhook().await?,
+                    "mqtt" => {
+                        let (host, port) = mqtt_broker
+                            .rsplit_once(':')
+                            .and_then(|(h, p)| Some((h, p.parse().ok()?)))
+                            .ok_or("--mqtt-broker must be host:port")?;
+                        bench.mqtt((host, port), &mqtt_prefix).await?
+                    }
                     other => return Err(format!("unknown scenario {other}")),
                 };
                 emit(&label, scenario, &result);

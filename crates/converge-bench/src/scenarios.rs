@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::client::{Client, Result, Session};
+use crate::client::{Client, Result, Session, urlencode};
 use crate::procfs;
 use crate::stats::{ms, summary};
 
@@ -26,6 +26,9 @@ pub struct Plan {
     pub rooms: usize,
     pub history: usize,
     pub idle_clients: usize,
+    /// MQTT devices and telemetry samples each publishes (the `mqtt` scenario).
+    pub mqtt_devices: usize,
+    pub mqtt_samples: usize,
     /// Every scenario stops by itself after this long.
     pub deadline: Duration,
 }
@@ -45,6 +48,8 @@ impl Plan {
             rooms: 100,
             history: 50,
             idle_clients: 10_000,
+            mqtt_devices: 10,
+            mqtt_samples: 1000,
             deadline: Duration::from_secs(300),
         }
     }
@@ -63,6 +68,8 @@ impl Plan {
             rooms: 3,
             history: 3,
             idle_clients: 20,
+            mqtt_devices: 2,
+            mqtt_samples: 20,
             deadline: Duration::from_secs(60),
         }
     }
@@ -222,6 +229,150 @@ impl Bench {
             "events_per_s": (sent as f64 / elapsed.as_secs_f64()).round(),
             "cpu_ms_per_event": cpu.map(|c| (c * 1000.0 / sent.max(1) as f64 * 1000.0).round() / 1000.0),
             "rss_under_load_kib": (peak > 0).then_some(peak),
+        }))
+    }
+
+    /// Incoming webhook throughput (Converge's gateway; other servers have none):
+    /// `senders` posters send `sends_per_sender` POSTs each into one hook; a POST is
+    /// answered once its message is committed. Latency per POST, posts per second and
+    /// the server's CPU time per post.
+    pub async fn webhook(&self) -> Result<Value> {
+        let owner = &self.users[0];
+        let room = self.room_with(&[]).await?;
+        let admin = format!("/_converge/admin/v1/rooms/{}/webhooks", urlencode(&room));
+        let (status, hook) = self
+            .client
+            .post_root(&admin, Some(&owner.token), &json!({}))
+            .await?;
+        if status != 200 {
+            return Err(format!(
+                "the server made no webhook (HTTP {status}): {hook}"
+            ));
+        }
+        let path = format!(
+            "/_converge/hooks/{}",
+            hook["hook_id"].as_str().unwrap_or_default()
+        );
+        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let started = Instant::now();
+        let deadline = started + self.plan.deadline;
+        let per_poster = self.plan.sends_per_sender;
+        let posters = (0..self.plan.senders).map(|i| {
+            let (client, path) = (self.client.clone(), path.clone());
+            async move {
+                let mut latencies = Vec::with_capacity(per_poster);
+                for n in 0..per_poster {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let body = json!({ "text": format!("**build** {i}.{n} passed") });
+                    if matches!(client.post_root(&path, None, &body).await, Ok((200, _))) {
+                        latencies.push(sent.elapsed());
+                    }
+                }
+                latencies
+            }
+        });
+        let mut latencies: Vec<Duration> = join_all(posters).await.into_iter().flatten().collect();
+        let elapsed = started.elapsed();
+        let cpu = cpu_before
+            .zip(self.pid.and_then(procfs::cpu_seconds))
+            .map(|(before, after)| after - before);
+        let posted = latencies.len();
+        let mut result = summary(&mut latencies);
+        result["posters"] = json!(self.plan.senders);
+        result["posts"] = json!(posted);
+        result["posts_per_s"] = json!((posted as f64 / elapsed.as_secs_f64()).round());
+        result["cpu_ms_per_post"] =
+            json!(cpu.map(|c| (c * 1000.0 / posted.max(1) as f64 * 1000.0).round() / 1000.0));
+        Ok(result)
+    }
+
+    /// MQTT telemetry ingestion (Converge's gateway): `mqtt_devices` devices registered in
+    /// one room each publish `mqtt_samples` samples as fast as one client can; measured
+    /// until every sample is stored (read back through the telemetry API) and every
+    /// device's state event shows its last sample.
+    pub async fn mqtt(&self, broker: (&str, u16), prefix: &str) -> Result<Value> {
+        use rumqttc::{AsyncClient, MqttOptions, QoS};
+        let owner = &self.users[0];
+        let room = self.room_with(&[]).await?;
+        let admin = format!("/_converge/admin/v1/rooms/{}/devices", urlencode(&room));
+        let mut devices = Vec::with_capacity(self.plan.mqtt_devices);
+        for i in 0..self.plan.mqtt_devices {
+            let id = format!("bench-{}-{i}", self.run_id);
+            let (status, body) = self
+                .client
+                .post_root(&admin, Some(&owner.token), &json!({ "device_id": id }))
+                .await?;
+            if status != 200 {
+                return Err(format!(
+                    "the server registered no device (HTTP {status}): {body}"
+                ));
+            }
+            devices.push(id);
+        }
+        let mut options = MqttOptions::new(format!("bench-{}", self.run_id), broker.0, broker.1);
+        options.set_keep_alive(Duration::from_secs(30));
+        let (mqtt, mut eventloop) = AsyncClient::new(options, 1024);
+        let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        let samples = self.plan.mqtt_samples;
+        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let started = Instant::now();
+        for n in 0..samples {
+            for id in &devices {
+                let payload = json!({ "seq": n, "temp": 20 + (n % 10) }).to_string();
+                mqtt.publish(
+                    format!("{prefix}/devices/{id}/telemetry"),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .await
+                .map_err(|e| format!("publish: {e}"))?;
+            }
+        }
+        let published = started.elapsed();
+        let deadline = started + self.plan.deadline;
+        let mut stored_at = None;
+        let mut state_at = None;
+        while (stored_at.is_none() || state_at.is_none()) && Instant::now() < deadline {
+            let mut stored = 0;
+            let mut current = 0;
+            for id in &devices {
+                let path =
+                    format!("/_converge/client/v1/devices/{id}/telemetry?from=0&limit=10000");
+                let (_, body) = self.client.get_root(&path, Some(&owner.token)).await?;
+                stored += body["samples"].as_array().map_or(0, Vec::len);
+                let state = format!(
+                    "/_matrix/client/v3/rooms/{}/state/io.converge.device/{id}",
+                    urlencode(&room)
+                );
+                let (_, content) = self.client.get_root(&state, Some(&owner.token)).await?;
+                current += usize::from(content["values"]["seq"] == json!(samples - 1));
+            }
+            if stored_at.is_none() && stored == samples * devices.len() {
+                stored_at = Some(started.elapsed());
+            }
+            if state_at.is_none() && current == devices.len() {
+                state_at = Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = mqtt.disconnect().await;
+        pump.abort();
+        let cpu = cpu_before
+            .zip(self.pid.and_then(procfs::cpu_seconds))
+            .map(|(before, after)| after - before);
+        let total = samples * devices.len();
+        Ok(json!({
+            "devices": devices.len(),
+            "samples": total,
+            "publish_ms": ms(published),
+            "all_stored_ms": stored_at.map(ms),
+            "state_current_ms": state_at.map(ms),
+            "stored_per_s": stored_at.map(|t| (total as f64 / t.as_secs_f64()).round()),
+            "cpu_ms_per_sample": cpu.map(|c| (c * 1000.0 / total.max(1) as f64 * 1000.0).round() / 1000.0),
         }))
     }
 

@@ -33,6 +33,12 @@ async fn every_scenario_runs_at_smoke_size() {
     assert_eq!(fanout["count"], fanout["expected"], "{fanout}");
     let initial = bench.initial_sync().await.unwrap();
     assert!(initial["lazy_ms"].is_number() && initial["full_ms"].is_number());
+    let webhook = bench.webhook().await.unwrap();
+    assert_eq!(
+        webhook["posts"],
+        plan.senders * plan.sends_per_sender,
+        "{webhook}"
+    );
     let idle = bench.idle_long_polls().await.unwrap();
     assert_eq!(idle["finished_early"], 0, "idle long-polls wait: {idle}");
     t.stop().await;

@@ -518,3 +518,34 @@ async fn a_flapping_device_does_not_flood_the_room() {
     assert_eq!(notices, 5, "at most five status notices a minute");
     t.stop().await;
 }
+
+/// Keeps the benchmark's MQTT scenario working (counts only, never timings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_scenario_runs_at_smoke_size() {
+    use converge_bench::scenarios::{Bench, Plan};
+    let prefix = unique("bench");
+    let t = server(&prefix, BROKER.1).await;
+    wait_for(10, "the gateway to connect", || async {
+        let (_, health) = t.get("/_converge/health", None).await;
+        (health["gateways"]["mqtt"]["connected"] == true).then_some(())
+    })
+    .await;
+    let plan = Plan::smoke();
+    let mut bench = Bench::new(&t.base, None, plan.clone());
+    bench.register_users().await.unwrap();
+    let result = bench.mqtt(BROKER, &prefix).await.unwrap();
+    assert_eq!(
+        result["samples"],
+        plan.mqtt_devices * plan.mqtt_samples,
+        "{result}"
+    );
+    assert!(
+        result["all_stored_ms"].is_number(),
+        "every sample stored: {result}"
+    );
+    assert!(
+        result["state_current_ms"].is_number(),
+        "every state current: {result}"
+    );
+    t.stop().await;
+}
