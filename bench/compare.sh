@@ -4,7 +4,8 @@
 #
 #   bench/compare.sh                  the full run (tens of minutes, most of it Synapse)
 #   bench/compare.sh --smoke          tiny sizes, a minute or two
-#   bench/compare.sh --only converge  rerun one server (synapse, converge, postgres, crash)
+#   bench/compare.sh --only converge  rerun one server (synapse, converge, postgres, crash,
+#                                     gateways: webhooks and MQTT through Mosquitto on :1883)
 #                                     and rewrite RESULTS.md from the latest run of each
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,10 +39,10 @@ wait_http() {
     echo "server at $1 did not come up" >&2
     return 1
 }
-run_bench() { # label base pid
+run_bench() { # label base pid [extra bench options]
     local out="$WORK/$1.jsonl"
     echo "{\"server\":\"$1\",\"scenario\":\"machine\",\"cores\":$(nproc),\"loadavg_before\":\"$(loadavg)\"}" > "$out"
-    "$BENCH" run --base-url "$2" --pid "$3" --label "$1" $SMOKE >> "$out"
+    "$BENCH" run --base-url "$2" --pid "$3" --label "$1" $SMOKE "${@:4}" >> "$out"
     echo "{\"server\":\"$1\",\"scenario\":\"machine_after\",\"loadavg_after\":\"$(loadavg)\"}" >> "$out"
 }
 
@@ -101,16 +102,18 @@ run_bench synapse http://127.0.0.1:18448 "$SYN_PID"
 kill "$SYN_PID"; wait "$SYN_PID" 2>/dev/null || true
 fi
 
-converge_run() { # label database_url
+converge_run() { # label database_url [extra bench options]
     local dir="$WORK/converge-$1"
     rm -rf "$dir" && mkdir -p "$dir"
     CONVERGE_DATA_DIR="$dir" CONVERGE_LISTEN=127.0.0.1:18008 CONVERGE_REGISTRATION__MODE=open \
         CONVERGE_RATE_LIMITS__ENABLED=false CONVERGE_DATABASE_URL="$2" CONVERGE_LOG_LEVEL=warn \
+        CONVERGE_GATEWAYS__MQTT__ENABLED="${BENCH_MQTT:-false}" \
+        CONVERGE_GATEWAYS__MQTT__TOPIC_PREFIX="bench-$$" CONVERGE_GATEWAYS__MQTT__CLIENT_ID="bench-$$" \
         "$CONVERGE" serve 2> "$dir/log" &
     local pid=$!
     wait_http http://127.0.0.1:18008
     sleep 1
-    run_bench "$1" http://127.0.0.1:18008 "$pid"
+    run_bench "$1" http://127.0.0.1:18008 "$pid" "${@:3}"
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -122,6 +125,11 @@ if wanted postgres && command -v pg_isready >/dev/null && pg_isready -q -h 127.0
     echo "== Converge (PostgreSQL)"
     psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS converge_bench CASCADE; CREATE SCHEMA converge_bench" >/dev/null
     converge_run converge-postgres "$PG_URL?options[search_path]=converge_bench"
+fi
+
+if wanted gateways; then
+    echo "== Converge gateways (webhooks, MQTT through 127.0.0.1:1883)"
+    BENCH_MQTT=true converge_run converge-gateways "" --scenarios webhook,mqtt --mqtt-prefix "bench-$$"
 fi
 
 if wanted crash; then

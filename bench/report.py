@@ -128,6 +128,21 @@ w("The idle long-polls run last, after fan-out and the initial-sync setup have g
   " what the earlier scenarios left allocated; the row above it isolates what the 10,000 waiting requests add."
   " Synapse's RSS did not grow in this scenario; whether it had accepted all 10,000 connections by the reading was not checked.")
 w("")
+hooks, mqtt = by.get("converge-gateways", {}).get("webhook"), by.get("converge-gateways", {}).get("mqtt")
+if hooks or mqtt:
+    w("## Gateways (Converge, embedded SQLite; no other server has them)")
+    w("")
+    if hooks:
+        w(f"Incoming webhooks: {hooks['posters']} posters × {hooks['posts'] // max(hooks['posters'], 1)} POSTs into one hook,"
+          f" each answered after its message is committed: {fmt(hooks['posts_per_s'])} posts/s,"
+          f" p50 {fmt(hooks['p50_ms'], ' ms')}, p99 {fmt(hooks['p99_ms'], ' ms')}, {fmt(hooks['cpu_ms_per_post'], ' ms')} server CPU per post.")
+        w("")
+    if mqtt:
+        w(f"MQTT telemetry: {mqtt['devices']} devices × {mqtt['samples'] // max(mqtt['devices'], 1)} samples published through Mosquitto"
+          f" in {fmt(mqtt['publish_ms'], ' ms')}; all {mqtt['samples']} stored after {fmt(mqtt['all_stored_ms'], ' ms')}"
+          f" ({fmt(mqtt['stored_per_s'])} samples/s), every device's state event current after {fmt(mqtt['state_current_ms'], ' ms')};"
+          f" {fmt(mqtt['cpu_ms_per_sample'], ' ms')} server CPU per sample.")
+        w("")
 crash = by.get("converge", {}).get("crash_check")
 if crash:
     w(f"## Crash check\n\n`kill -9` during {crash['sends']} concurrent sends: {crash['acknowledged']} acknowledged, "
