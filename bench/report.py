@@ -134,13 +134,13 @@ if hooks or mqtt:
     w("")
     if hooks:
         w(f"Incoming webhooks: {hooks['posters']} posters × {hooks['posts'] // max(hooks['posters'], 1)} POSTs into one hook,"
-          f" each answered after its message is committed: {fmt(hooks['posts_per_s'])} posts/s,"
+          f" each answered after its message is committed: {fmt(int(hooks['posts_per_s']))} posts/s,"
           f" p50 {fmt(hooks['p50_ms'], ' ms')}, p99 {fmt(hooks['p99_ms'], ' ms')}, {fmt(hooks['cpu_ms_per_post'], ' ms')} server CPU per post.")
         w("")
     if mqtt:
         w(f"MQTT telemetry: {mqtt['devices']} devices × {mqtt['samples'] // max(mqtt['devices'], 1)} samples published through Mosquitto"
           f" in {fmt(mqtt['publish_ms'], ' ms')}; all {mqtt['samples']} stored after {fmt(mqtt['all_stored_ms'], ' ms')}"
-          f" ({fmt(mqtt['stored_per_s'])} samples/s), every device's state event current after {fmt(mqtt['state_current_ms'], ' ms')};"
+          f" ({fmt(int(mqtt['stored_per_s'] or 0))} samples/s), every device's state event current after {fmt(mqtt['state_current_ms'], ' ms')};"
           f" {fmt(mqtt['cpu_ms_per_sample'], ' ms')} server CPU per sample.")
         w("")
 crash = by.get("converge", {}).get("crash_check")

@@ -189,7 +189,7 @@ impl Accounts {
             Some(user) if user.password_hash.is_none() && !user.deactivated => return Ok(user_id),
             Some(_) => {
                 return Err(Error::internal(format!(
-                    "{user_id} is an ordinary account; choose another gateway name"
+                    "{user_id} is an ordinary account, not a gateway user (set `gateways.bot` to another name)"
                 )));
             }
             None => {}
