@@ -458,6 +458,22 @@ async fn outgoing_hooks_deliver_what_was_missed_across_a_restart() {
     let (_, list) = t.get(&subs_path, Some(&alice.token)).await;
     assert_eq!(list["subscriptions"][0]["queued"], 0);
     assert_eq!(list["subscriptions"][0]["failures"], 0);
+
+    // The subscription does not depend on the bot: kicked, deliveries go on.
+    let (status, body) = t
+        .post(
+            &format!("{V3}/rooms/{}/kick", enc(&room)),
+            Some(&alice.token),
+            json!({ "user_id": "@converge:localhost" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    say(&t, &alice, &room, "> four").await;
+    wait_for(10, "a delivery without the bot", || async {
+        (receiver.bodies().len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.bodies()[3], "> four");
     t.stop().await;
 }
 

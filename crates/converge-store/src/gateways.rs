@@ -165,6 +165,29 @@ impl Store {
         )
     }
 
+    /// Events with `after < position <= until`, oldest first, at most `limit`, in the
+    /// rooms that have an outgoing webhook.
+    pub async fn events_in_subscribed_rooms(
+        &self,
+        after: StreamPos,
+        until: StreamPos,
+        limit: u32,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_pos > $1 AND stream_pos <= $2 AND room_id IN \
+             (SELECT room_id FROM webhook_subscriptions) ORDER BY stream_pos LIMIT $3"
+        );
+        fetch_events!(
+            &self.inner.db,
+            sqlx::query(SQL)
+                .bind(after.0)
+                .bind(until.0)
+                .bind(i64::from(limit))
+        )
+    }
+
     pub async fn insert_webhook(&self, hook: &WebhookRow) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => sqlx::query(
             "INSERT INTO webhooks (hook_id, room_id, user_id, secret, signed, created_by, created_ts) \

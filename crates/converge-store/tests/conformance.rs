@@ -1427,6 +1427,26 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
         Some((StreamPos(3), "$e3".into()))
     );
 
+    // The filler reads only the subscribed rooms, within the bounds it is given.
+    store.append(write(event(1))).await.unwrap();
+    let elsewhere = PersistedEvent {
+        room_id: "!elsewhere:localhost".into(),
+        ..event(2)
+    };
+    store.append(write(elsewhere)).await.unwrap();
+    let third = store.append(write(event(3))).await.unwrap();
+    let read = store
+        .events_in_subscribed_rooms(StreamPos(0), third, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = read.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event1", "$event3"]);
+    let read = store
+        .events_in_subscribed_rooms(StreamPos(0), StreamPos(third.0 - 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "the upper bound holds");
+
     store
         .outbox_failed("sub1", 99, "connection refused")
         .await

@@ -237,6 +237,7 @@ impl Gateways {
             webhooks::Webhooks::new(context.clone(), &config.gateways.webhooks)
                 .map_err(Error::internal)?,
         );
+        webhooks.load().await?;
         let mqtt = if config.gateways.mqtt.enabled {
             Some(mqtt::Mqtt::new(context.clone(), &config.gateways.mqtt).await?)
         } else {

@@ -8,6 +8,7 @@ mod incoming;
 mod outgoing;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct Webhooks {
     seen_signatures: Mutex<HashMap<Vec<u8>, i64>>,
     /// Wakes the delivery task when the outbox grows.
     outbox_grew: Notify,
+    /// How many outgoing webhooks exist; the filler reads nothing while none does.
+    subscription_count: AtomicUsize,
     throttle: LogThrottle,
 }
 
@@ -66,6 +69,7 @@ impl Webhooks {
             max_retry_interval: config.max_retry_interval,
             seen_signatures: Mutex::default(),
             outbox_grew: Notify::new(),
+            subscription_count: AtomicUsize::new(0),
             throttle: LogThrottle::new(Duration::from_secs(60)),
         })
     }
@@ -77,6 +81,13 @@ impl Webhooks {
     /// The largest body an incoming hook accepts.
     pub fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
+    }
+
+    /// Counts the stored outgoing webhooks; called once before the tasks start.
+    pub async fn load(&self) -> Result<()> {
+        let count = self.context.services.store.subscriptions(None).await?.len();
+        self.subscription_count.store(count, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Starts the outbox filler and the delivery task.
@@ -157,8 +168,7 @@ impl Webhooks {
         Ok(())
     }
 
-    /// Subscribes a URL to a room's events from now on. The bot joins the room (invited by
-    /// `actor`) if it is not there, since the outbox is filled from what the bot sees.
+    /// Subscribes a URL to a room's events from now on.
     pub async fn subscribe(
         &self,
         room_id: &str,
@@ -174,9 +184,6 @@ impl Webhooks {
         if let Some(pattern) = &request.pattern {
             compile(pattern)?;
         }
-        self.context
-            .bring_in(room_id, actor.user_id, &self.context.bot)
-            .await?;
         let store = &self.context.services.store;
         let sub = SubscriptionRow {
             sub_id: random_id(12),
@@ -193,6 +200,7 @@ impl Webhooks {
             last_error: None,
         };
         store.insert_subscription(&sub).await?;
+        self.subscription_count.fetch_add(1, Ordering::Relaxed);
         tracing::info!(subscription = %sub.sub_id, room = room_id, by = actor.user_id, "outgoing webhook created");
         Ok(sub)
     }
@@ -226,7 +234,9 @@ impl Webhooks {
             .filter(|s| in_room.is_none_or(|room| s.room_id == room))
             .ok_or_else(|| Error::NotFound("no such outgoing webhook".into()))?;
         self.context.authorize(&sub.room_id, actor).await?;
-        store.delete_subscription(sub_id).await?;
+        if store.delete_subscription(sub_id).await? {
+            self.subscription_count.fetch_sub(1, Ordering::Relaxed);
+        }
         tracing::info!(
             subscription = sub_id,
             by = actor.user_id,

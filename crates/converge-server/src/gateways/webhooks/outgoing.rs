@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use converge_core::{PersistedEvent, pdu};
+use converge_core::{PersistedEvent, StreamPos, pdu};
 use converge_store::SubscriptionRow;
 use regex::Regex;
 use serde_json::{Value, json};
@@ -20,65 +20,116 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Webhooks, compile, origin};
-use crate::gateways::feed::Feed;
 use crate::gateways::{Stats, signature};
 use crate::service::now_ms;
 
+/// The outbox filler's name for its stored position.
+const OUTBOX_READER: &str = "webhooks.outbox";
+/// Events the filler reads at once.
+const OUTBOX_BATCH: u32 = 500;
 /// The longest the deliverer sleeps without a wake-up (a queue whose drain was ending
 /// when it grew waits at most this long).
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
 impl Webhooks {
-    /// Queues deliveries for new events, forever (until `stop`).
+    /// Queues deliveries for new events of subscribed rooms, forever (until `stop`).
+    ///
+    /// The filler follows the committed stream itself (not the bot's rooms), so a room's
+    /// outgoing webhooks keep delivering whoever is in the room. Its position is stored
+    /// together with the deliveries it queues; a stretch without deliveries is only
+    /// remembered in memory, since reading it again after a crash queues nothing.
     pub(super) async fn fill_outbox(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let Some(mut feed) = open_feed(&self, "webhooks.outbox", &mut stop).await else {
-            return;
-        };
-        let mut patterns: HashMap<String, Option<Regex>> = HashMap::new();
-        while let Some(batch) = feed.next(&mut stop).await {
-            let Some(&(last, _)) = batch.last() else {
-                continue;
-            };
-            let store = &self.context.services.store;
-            let subs = match store.subscriptions(None).await {
-                Ok(subs) => subs,
+        let store = self.context.services.store.clone();
+        let mut committed = store.stream_position();
+        let mut pos = loop {
+            let stored = store.gateway_cursor(OUTBOX_READER).await;
+            match stored {
+                Ok(Some(pos)) => break pos,
+                Ok(None) => break *committed.borrow(),
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot read outgoing webhooks");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let mut deliveries = Vec::new();
-            for (pos, event) in &batch {
-                // The bot's answers carry secrets and are no room conversation.
-                if event.sender == self.context.bot {
-                    continue;
-                }
-                for sub in subs
-                    .iter()
-                    .filter(|s| s.room_id == event.room_id && *pos > s.after_pos)
-                {
-                    let pattern = patterns
-                        .entry(sub.sub_id.clone())
-                        .or_insert_with(|| sub.pattern.as_deref().and_then(|p| compile(p).ok()));
-                    if wants(sub, pattern.as_ref(), event) {
-                        deliveries.push((sub.sub_id.clone(), *pos, event.event_id.clone()));
+                    tracing::warn!(error = %err, "cannot read the outbox position; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.changed() => return,
                     }
                 }
             }
-            match store.fill_outbox(feed.name(), last, &deliveries).await {
-                Ok(()) => {
-                    feed.set_position(last);
-                    if !deliveries.is_empty() {
-                        self.outbox_grew.notify_one();
+        };
+        let mut patterns: HashMap<String, Option<Regex>> = HashMap::new();
+        while !*stop.borrow() {
+            let end = *committed.borrow_and_update();
+            let mut more = false;
+            if end > pos {
+                match self.queue_deliveries(pos, end, &mut patterns).await {
+                    Ok((upto, full)) => {
+                        pos = upto;
+                        more = full;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot queue outgoing webhook deliveries");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
                     }
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot queue outgoing webhook deliveries");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                _ = committed.changed() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Queues what subscriptions want of the events in `(after, end]` (one batch) and
+    /// returns how far that got, and whether the batch was full.
+    async fn queue_deliveries(
+        &self,
+        after: StreamPos,
+        end: StreamPos,
+        patterns: &mut HashMap<String, Option<Regex>>,
+    ) -> crate::error::Result<(StreamPos, bool)> {
+        let store = &self.context.services.store;
+        if self
+            .subscription_count
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            return Ok((end, false));
+        }
+        let subs = store.subscriptions(None).await?;
+        let batch = store
+            .events_in_subscribed_rooms(after, end, OUTBOX_BATCH)
+            .await?;
+        let full = batch.len() == OUTBOX_BATCH as usize;
+        let upto = match batch.last() {
+            Some(&(last, _)) if full => last,
+            _ => end,
+        };
+        let mut deliveries = Vec::new();
+        for (pos, event) in &batch {
+            // The bot's answers are no room conversation.
+            if event.sender == self.context.bot {
+                continue;
+            }
+            for sub in subs
+                .iter()
+                .filter(|s| s.room_id == event.room_id && *pos > s.after_pos)
+            {
+                let pattern = patterns
+                    .entry(sub.sub_id.clone())
+                    .or_insert_with(|| sub.pattern.as_deref().and_then(|p| compile(p).ok()));
+                if wants(sub, pattern.as_ref(), event) {
+                    deliveries.push((sub.sub_id.clone(), *pos, event.event_id.clone()));
                 }
             }
         }
+        if !deliveries.is_empty() {
+            store.fill_outbox(OUTBOX_READER, upto, &deliveries).await?;
+            self.outbox_grew.notify_one();
+        }
+        Ok((upto, full))
     }
 
     /// Drains every subscription's queue whose retry time has come, forever: one task per
@@ -233,30 +284,9 @@ fn backoff(failures: i64, max: Duration) -> Duration {
     Duration::from_secs(1u64 << exponent).min(max)
 }
 
-/// Opens a durable reader, retrying while the store does not answer.
-async fn open_feed(
-    webhooks: &Webhooks,
-    name: &'static str,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<Feed> {
-    loop {
-        match Feed::open(webhooks.context.clone(), name).await {
-            Ok(feed) => return Some(feed),
-            Err(err) => {
-                tracing::warn!(reader = name, error = %err, "cannot open the gateway feed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = stop.changed() => return None,
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use converge_core::StreamPos;
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
