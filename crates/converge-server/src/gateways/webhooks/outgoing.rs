@@ -25,6 +25,8 @@ use crate::service::now_ms;
 
 /// The outbox filler's name for its stored position.
 const OUTBOX_READER: &str = "webhooks.outbox";
+/// How often the filler stores its position when it queued nothing.
+const CURSOR_EVERY: Duration = Duration::from_secs(10);
 /// Events the filler reads at once.
 const OUTBOX_BATCH: u32 = 500;
 /// The longest the deliverer sleeps without a wake-up (a queue whose drain was ending
@@ -56,20 +58,32 @@ impl Webhooks {
             }
         };
         let mut patterns: HashMap<String, Option<Regex>> = HashMap::new();
+        let (mut stored, mut stored_at) = (pos, std::time::Instant::now());
         while !*stop.borrow() {
             let end = *committed.borrow_and_update();
             let mut more = false;
             if end > pos {
                 match self.queue_deliveries(pos, end, &mut patterns).await {
-                    Ok((upto, full)) => {
+                    Ok((upto, full, queued)) => {
                         pos = upto;
                         more = full;
+                        if queued {
+                            (stored, stored_at) = (pos, std::time::Instant::now());
+                        }
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot queue outgoing webhook deliveries");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
+                }
+            }
+            // Now and then the position is stored without deliveries too, so a restart
+            // does not read a long stretch again.
+            if pos > stored && stored_at.elapsed() > CURSOR_EVERY {
+                match store.set_gateway_cursor(OUTBOX_READER, pos).await {
+                    Ok(()) => (stored, stored_at) = (pos, std::time::Instant::now()),
+                    Err(err) => tracing::warn!(error = %err, "cannot store the outbox position"),
                 }
             }
             if more {
@@ -80,23 +94,27 @@ impl Webhooks {
                 _ = stop.changed() => {}
             }
         }
+        if pos > stored {
+            let _ = store.set_gateway_cursor(OUTBOX_READER, pos).await;
+        }
     }
 
     /// Queues what subscriptions want of the events in `(after, end]` (one batch) and
-    /// returns how far that got, and whether the batch was full.
+    /// returns how far that got, whether the batch was full and whether anything was
+    /// queued (which stored the position too).
     async fn queue_deliveries(
         &self,
         after: StreamPos,
         end: StreamPos,
         patterns: &mut HashMap<String, Option<Regex>>,
-    ) -> crate::error::Result<(StreamPos, bool)> {
+    ) -> crate::error::Result<(StreamPos, bool, bool)> {
         let store = &self.context.services.store;
         if self
             .subscription_count
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0
         {
-            return Ok((end, false));
+            return Ok((end, false, false));
         }
         let subs = store.subscriptions(None).await?;
         let batch = store
@@ -125,11 +143,12 @@ impl Webhooks {
                 }
             }
         }
-        if !deliveries.is_empty() {
+        let queued = !deliveries.is_empty();
+        if queued {
             store.fill_outbox(OUTBOX_READER, upto, &deliveries).await?;
             self.outbox_grew.notify_one();
         }
-        Ok((upto, full))
+        Ok((upto, full, queued))
     }
 
     /// Drains every subscription's queue whose retry time has come, forever: one task per
