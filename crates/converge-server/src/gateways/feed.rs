@@ -95,17 +95,4 @@ impl Feed {
         self.pos = pos;
         Ok(())
     }
-
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    pub fn position(&self) -> StreamPos {
-        self.pos
-    }
-
-    /// Moves the position in memory only; the caller stores it with its own writes.
-    pub fn set_position(&mut self, pos: StreamPos) {
-        self.pos = pos;
-    }
 }
