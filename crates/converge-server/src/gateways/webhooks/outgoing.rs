@@ -8,12 +8,12 @@
 //! keeps the item and retries the subscription with exponential backoff. Delivery is at
 //! least once (a crash between the POST and the dequeue repeats one item).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use converge_core::{PersistedEvent, StreamPos, pdu};
-use converge_store::SubscriptionRow;
+use converge_store::{Direction, SubscriptionRow};
 use regex::Regex;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -57,13 +57,17 @@ impl Webhooks {
                 }
             }
         };
-        let mut patterns: HashMap<String, Option<Regex>> = HashMap::new();
+        let mut seen = Filters::default();
+        // Subscriptions that exist now are caught up to the stored position.
+        if let Ok(subs) = store.subscriptions(None).await {
+            seen.known.extend(subs.into_iter().map(|s| s.sub_id));
+        }
         let (mut stored, mut stored_at) = (pos, std::time::Instant::now());
         while !*stop.borrow() {
             let end = *committed.borrow_and_update();
             let mut more = false;
             if end > pos {
-                match self.queue_deliveries(pos, end, &mut patterns).await {
+                match self.queue_deliveries(pos, end, &mut seen).await {
                     Ok((upto, full, queued)) => {
                         pos = upto;
                         more = full;
@@ -106,7 +110,7 @@ impl Webhooks {
         &self,
         after: StreamPos,
         end: StreamPos,
-        patterns: &mut HashMap<String, Option<Regex>>,
+        seen: &mut Filters,
     ) -> crate::error::Result<(StreamPos, bool, bool)> {
         let store = &self.context.services.store;
         if self
@@ -126,6 +130,27 @@ impl Webhooks {
             _ => end,
         };
         let mut deliveries = Vec::new();
+        for sub in &subs {
+            if seen.known.insert(sub.sub_id.clone()) && sub.after_pos < after {
+                // Made while the filler was reading past its start: catch its room up.
+                let missed = store
+                    .room_events(
+                        &sub.room_id,
+                        sub.after_pos,
+                        after,
+                        OUTBOX_BATCH,
+                        Direction::Forward,
+                    )
+                    .await?;
+                for (pos, event) in &missed {
+                    if event.sender != self.context.bot
+                        && wants(sub, seen.pattern(sub).as_ref(), event)
+                    {
+                        deliveries.push((sub.sub_id.clone(), *pos, event.event_id.clone()));
+                    }
+                }
+            }
+        }
         for (pos, event) in &batch {
             // The bot's answers are no room conversation.
             if event.sender == self.context.bot {
@@ -135,10 +160,7 @@ impl Webhooks {
                 .iter()
                 .filter(|s| s.room_id == event.room_id && *pos > s.after_pos)
             {
-                let pattern = patterns
-                    .entry(sub.sub_id.clone())
-                    .or_insert_with(|| sub.pattern.as_deref().and_then(|p| compile(p).ok()));
-                if wants(sub, pattern.as_ref(), event) {
+                if wants(sub, seen.pattern(sub).as_ref(), event) {
                     deliveries.push((sub.sub_id.clone(), *pos, event.event_id.clone()));
                 }
             }
@@ -276,6 +298,22 @@ impl Webhooks {
         } else {
             Err(format!("the target answered {}", response.status()))
         }
+    }
+}
+
+/// What the filler remembers of subscriptions: which it has seen, and their compiled
+/// body patterns.
+#[derive(Default)]
+struct Filters {
+    known: HashSet<String>,
+    patterns: HashMap<String, Option<Regex>>,
+}
+
+impl Filters {
+    fn pattern(&mut self, sub: &SubscriptionRow) -> &Option<Regex> {
+        self.patterns
+            .entry(sub.sub_id.clone())
+            .or_insert_with(|| sub.pattern.as_deref().and_then(|p| compile(p).ok()))
     }
 }
 
