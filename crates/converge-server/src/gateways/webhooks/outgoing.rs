@@ -43,11 +43,19 @@ impl Webhooks {
     pub(super) async fn fill_outbox(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let store = self.context.services.store.clone();
         let mut committed = store.stream_position();
-        let mut pos = loop {
-            let stored = store.gateway_cursor(OUTBOX_READER).await;
-            match stored {
-                Ok(Some(pos)) => break pos,
-                Ok(None) => break *committed.borrow(),
+        // The stored position, and the subscriptions caught up to it.
+        let (mut pos, mut seen) = loop {
+            let loaded = async {
+                let pos = store.gateway_cursor(OUTBOX_READER).await?;
+                let subs = store.subscriptions(None).await?;
+                Ok::<_, converge_store::StoreError>((pos, subs))
+            };
+            match loaded.await {
+                Ok((pos, subs)) => {
+                    let mut seen = Filters::default();
+                    seen.known.extend(subs.into_iter().map(|s| s.sub_id));
+                    break (pos.unwrap_or_else(|| *committed.borrow()), seen);
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot read the outbox position; retrying");
                     tokio::select! {
@@ -57,11 +65,6 @@ impl Webhooks {
                 }
             }
         };
-        let mut seen = Filters::default();
-        // Subscriptions that exist now are caught up to the stored position.
-        if let Ok(subs) = store.subscriptions(None).await {
-            seen.known.extend(subs.into_iter().map(|s| s.sub_id));
-        }
         let (mut stored, mut stored_at) = (pos, std::time::Instant::now());
         while !*stop.borrow() {
             let end = *committed.borrow_and_update();
