@@ -174,4 +174,31 @@ mod tests {
         )));
         assert!(text.contains("converge_store_writes_total 7"));
     }
+
+    #[test]
+    fn gateway_counters_are_labelled_by_gateway() {
+        let webhooks = crate::gateways::Stats::new("webhooks", false);
+        let mqtt = crate::gateways::Stats::new("mqtt", true);
+        crate::gateways::Stats::add(&mqtt.dropped);
+        crate::gateways::Stats::add(&mqtt.dropped);
+        crate::gateways::Stats::add(&webhooks.messages_in);
+        mqtt.set_connected(true);
+        let mut text = String::new();
+        render_gateways(&mut text, &[&webhooks, &mqtt]);
+        assert!(
+            text.contains("converge_gateway_dropped_total{gateway=\"mqtt\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("converge_gateway_messages_in_total{gateway=\"webhooks\"} 1"));
+        assert!(text.contains("converge_gateway_up{gateway=\"mqtt\"} 1"));
+        assert!(
+            !text.contains("converge_gateway_up{gateway=\"webhooks\"}"),
+            "no connection, no gauge"
+        );
+        assert_eq!(
+            text.matches("# TYPE converge_gateway_errors_total counter")
+                .count(),
+            1
+        );
+    }
 }
