@@ -275,8 +275,14 @@ impl GatewaysConfig {
                 "must be at least 1024".into(),
             ));
         }
-        if self.mqtt.enabled {
+        if self.mqtt.enabled && !self.mqtt.broker.enabled {
             self.mqtt.address().map_err(|e| ("gateways.mqtt.url", e))?;
+        }
+        if self.mqtt.broker.max_connections == 0 {
+            return Err((
+                "gateways.mqtt.broker.max_connections",
+                "must be at least 1".into(),
+            ));
         }
         let prefix = &self.mqtt.topic_prefix;
         if prefix.is_empty()
@@ -343,6 +349,26 @@ pub struct MqttConfig {
     pub max_payload_bytes: usize,
     /// Telemetry samples kept per device (older ones are deleted).
     pub max_samples_per_device: u32,
+    pub broker: BrokerConfig,
+}
+
+/// The embedded MQTT broker. When enabled, the gateway connects to it instead of `url`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_connections: 1000,
+        }
+    }
 }
 
 impl Default for MqttConfig {
@@ -356,6 +382,7 @@ impl Default for MqttConfig {
             password: String::new(),
             max_payload_bytes: 16 * 1024,
             max_samples_per_device: 10_000,
+            broker: BrokerConfig::default(),
         }
     }
 }

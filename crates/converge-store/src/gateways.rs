@@ -50,6 +50,8 @@ pub struct DeviceRow {
     pub user_id: String,
     /// The device's alert rules, as JSON.
     pub alerts: String,
+    /// SHA-256 (hex) of the device's password for the embedded MQTT broker.
+    pub secret_hash: Option<String>,
     pub created_by: String,
     pub created_ts: i64,
 }
@@ -110,6 +112,7 @@ macro_rules! device_from_row {
             room_id: row.try_get("room_id")?,
             user_id: row.try_get("user_id")?,
             alerts: row.try_get("alerts")?,
+            secret_hash: row.try_get("secret_hash")?,
             created_by: row.try_get("created_by")?,
             created_ts: row.try_get("created_ts")?,
         }
@@ -367,11 +370,11 @@ impl Store {
 
     pub async fn insert_device(&self, device: &DeviceRow) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => sqlx::query(
-            "INSERT INTO iot_devices (device_id, room_id, user_id, alerts, created_by, created_ts) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO iot_devices (device_id, room_id, user_id, alerts, secret_hash, created_by, created_ts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&device.device_id).bind(&device.room_id).bind(&device.user_id).bind(&device.alerts)
-        .bind(&device.created_by).bind(device.created_ts)
+        .bind(&device.secret_hash).bind(&device.created_by).bind(device.created_ts)
         .execute(pool).await.map(drop))?;
         Ok(())
     }

@@ -14,6 +14,10 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_rooms.sql")),
     (4, include_str!("../migrations/sqlite/0004_media.sql")),
     (5, include_str!("../migrations/sqlite/0005_gateways.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_device_secrets.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -22,6 +26,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_rooms.sql")),
     (4, include_str!("../migrations/postgres/0004_media.sql")),
     (5, include_str!("../migrations/postgres/0005_gateways.sql")),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_device_secrets.sql"),
+    ),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

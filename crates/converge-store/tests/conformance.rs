@@ -1520,6 +1520,7 @@ async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {
         room_id: "!room:localhost".into(),
         user_id: "@device-kitchen:localhost".into(),
         alerts: "[]".into(),
+        secret_hash: Some("5e88".into()),
         created_by: "@alice:localhost".into(),
         created_ts: 4,
     };

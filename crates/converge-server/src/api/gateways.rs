@@ -280,14 +280,21 @@ async fn create_device(
     Path(room_id): Path<String>,
     JsonBody(body): JsonBody<NewDevice>,
 ) -> Result<Json<Value>> {
-    let row = mqtt(&state)?
+    let mqtt = mqtt(&state)?;
+    let (row, password) = mqtt
         .add_device(&room_id, actor(&caller), &body.device_id)
         .await?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "device_id": row.device_id,
         "user_id": row.user_id,
         "room_id": row.room_id,
-    })))
+    });
+    // Only the embedded broker checks device logins.
+    if mqtt.embedded_broker().is_some() {
+        answer["mqtt_username"] = json!(row.device_id);
+        answer["mqtt_password"] = json!(password);
+    }
+    Ok(Json(answer))
 }
 
 async fn list_devices(

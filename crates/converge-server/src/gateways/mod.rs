@@ -239,7 +239,7 @@ impl Gateways {
         );
         webhooks.load().await?;
         let mqtt = if config.gateways.mqtt.enabled {
-            Some(mqtt::Mqtt::new(context.clone(), &config.gateways.mqtt).await?)
+            Some(mqtt::Mqtt::new(context.clone(), &config.gateways.mqtt, stopped.clone()).await?)
         } else {
             None
         };
@@ -276,6 +276,11 @@ impl Gateways {
             let (value, ok) = stats.health();
             all_ok &= ok;
             report.insert(stats.name.to_owned(), value);
+        }
+        if let Some(broker) = self.mqtt.as_ref().and_then(|m| m.broker_report())
+            && let Some(mqtt) = report.get_mut("mqtt")
+        {
+            mqtt["broker"] = broker;
         }
         (Value::Object(report), all_ok)
     }

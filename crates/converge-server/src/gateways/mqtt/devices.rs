@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Alert, COMMAND_EVENT, Mqtt, STATE_EVENT};
+use super::{Alert, COMMAND_EVENT, Mqtt, STATE_EVENT, password_hash};
 use crate::error::{Error, Result};
 use crate::gateways::Actor;
+use crate::gateways::random_id;
 use crate::service::now_ms;
 use crate::service::rooms::NewEvent;
 use converge_store::{DeviceRow, TelemetryRow};
@@ -27,13 +28,14 @@ pub fn valid_device_id(id: &str) -> bool {
 
 impl Mqtt {
     /// Registers a device in a room: its virtual user joins (invited by `actor`) and is
-    /// given the power to update the device's state event.
+    /// given the power to update the device's state event. Returns the device and its
+    /// password for the embedded broker (shown once; only its hash is kept).
     pub async fn add_device(
         &self,
         room_id: &str,
         actor: Actor<'_>,
         device_id: &str,
-    ) -> Result<DeviceRow> {
+    ) -> Result<(DeviceRow, String)> {
         self.context.authorize(room_id, actor).await?;
         if !valid_device_id(device_id) {
             return Err(Error::InvalidParam(
@@ -55,11 +57,13 @@ impl Mqtt {
             .await?;
         self.grant_state_power(room_id, actor.user_id, &user_id)
             .await?;
+        let password = random_id(32);
         let row = DeviceRow {
             device_id: device_id.to_owned(),
             room_id: room_id.to_owned(),
             user_id,
             alerts: "[]".into(),
+            secret_hash: Some(password_hash(&password)),
             created_by: actor.user_id.to_owned(),
             created_ts: now_ms(),
         };
@@ -71,7 +75,7 @@ impl Mqtt {
             by = actor.user_id,
             "device added"
         );
-        Ok(row)
+        Ok((row, password))
     }
 
     /// Raises `user` to the level the device state event needs, as `actor` (whose own
@@ -147,6 +151,10 @@ impl Mqtt {
         self.context.authorize(&row.room_id, actor).await?;
         store.delete_device(device_id).await?;
         self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(device_id);
+        self.secrets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(device_id);
@@ -269,13 +277,25 @@ impl Mqtt {
         let second = words.next();
         match (first, second) {
             ("add", Some(id)) => {
-                let row = self.add_device(room_id, actor, id).await?;
+                let (row, password) = self.add_device(room_id, actor, id).await?;
+                if let Some(addr) = self.embedded_broker() {
+                    let login = format!(
+                        "Device `{id}` (in {room_id}) logs in to the MQTT broker at `{addr}` (port {}) with username `{id}` and password `{password}`.",
+                        addr.port()
+                    );
+                    self.context.tell_privately(sender, &login).await?;
+                }
                 Ok(format!(
-                    "Device `{id}` added as {}. It publishes JSON to `{}`, its status to `{}` and receives commands on `{}`.",
+                    "Device `{id}` added as {}. It publishes JSON to `{}`, its status to `{}` and receives commands on `{}`.{}",
                     row.user_id,
                     self.topic(id, "telemetry"),
                     self.topic(id, "status"),
                     self.topic(id, "commands"),
+                    if self.embedded_broker().is_some() {
+                        " I sent you its MQTT password in a direct message."
+                    } else {
+                        ""
+                    }
                 ))
             }
             ("remove", Some(id)) => {

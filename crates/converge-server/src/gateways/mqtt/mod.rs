@@ -8,9 +8,11 @@
 //! connection is re-established with backoff whenever the broker goes away.
 
 mod alerts;
+pub mod broker;
 mod devices;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +25,12 @@ use tokio::task::JoinHandle;
 pub use alerts::Alert;
 pub use devices::valid_device_id;
 
-use super::{Context, LogThrottle, Stats};
+use super::{Context, LogThrottle, Stats, random_id};
 use crate::config::MqttConfig;
 use crate::error::{Error, Result};
 use crate::service::now_ms;
 use crate::service::rooms::NewEvent;
+use broker::{Broker, Identity};
 
 /// The state event holding a device's latest values (state key: the device ID).
 pub const STATE_EVENT: &str = "io.converge.device";
@@ -77,18 +80,94 @@ pub struct Mqtt {
     /// Held while a state event is taken and sent, so a newer state is never overtaken
     /// by an older one.
     flushing: tokio::sync::Mutex<()>,
+    broker: Option<Embedded>,
+    /// Each device's password hash, for the embedded broker's logins.
+    secrets: Secrets,
+}
+
+/// The embedded broker, when it runs.
+struct Embedded {
+    broker: Arc<Broker>,
+    addr: SocketAddr,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+type Secrets = Arc<Mutex<HashMap<String, String>>>;
+
+/// The gateway's own login on the embedded broker (`$` is never in a device ID).
+const GATEWAY_LOGIN: &str = "$converge";
+
+/// Checks logins on the embedded broker: the gateway's secret, or a device's password
+/// against its stored hash, in constant time.
+fn authenticator(secrets: Secrets, gateway_secret: String) -> broker::Authenticate {
+    Arc::new(move |username: &str, password: &str| {
+        if username == GATEWAY_LOGIN {
+            return same(password.as_bytes(), gateway_secret.as_bytes())
+                .then_some(Identity::Gateway);
+        }
+        let offered = password_hash(password);
+        let secrets = secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let stored = secrets.get(username)?;
+        same(offered.as_bytes(), stored.as_bytes()).then(|| Identity::Device(username.to_owned()))
+    })
+}
+
+/// SHA-256 of a device password, in hex.
+pub fn password_hash(password: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(password.as_bytes()))
+}
+
+/// Compares in time that depends only on the lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Mqtt {
     /// Loads the registered devices and prepares the connection (made by [`Self::spawn`]).
-    pub async fn new(context: Arc<Context>, config: &MqttConfig) -> Result<Arc<Self>> {
-        let (host, port) = config.address().map_err(Error::internal)?;
+    pub async fn new(
+        context: Arc<Context>,
+        config: &MqttConfig,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>> {
+        let secrets: Secrets = Arc::default();
+        let gateway_secret = random_id(32);
+        let mut broker = None;
+        let (host, port) = if config.broker.enabled {
+            let embedded = Broker::new(
+                &config.topic_prefix,
+                MAX_PACKET,
+                config.broker.max_connections,
+                authenticator(secrets.clone(), gateway_secret.clone()),
+            );
+            let listen = config.broker.listen;
+            let (bound, task) = embedded.listen(listen, stop).await.map_err(|e| {
+                Error::internal(format!(
+                    "the embedded MQTT broker cannot listen on {listen}: {e}"
+                ))
+            })?;
+            let host = if bound.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                bound.ip().to_string()
+            };
+            broker = Some(Embedded {
+                broker: embedded,
+                addr: bound,
+                task: Mutex::new(Some(task)),
+            });
+            (host, bound.port())
+        } else {
+            config.address().map_err(Error::internal)?
+        };
         let mut options = MqttOptions::new(&config.client_id, host, port);
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        if !config.username.is_empty() {
+        if broker.is_some() {
+            options.set_credentials(GATEWAY_LOGIN, gateway_secret);
+        } else if !config.username.is_empty() {
             options.set_credentials(&config.username, &config.password);
         }
         let (client, eventloop) = AsyncClient::new(options, 256);
@@ -102,11 +181,29 @@ impl Mqtt {
             devices: Mutex::default(),
             samples: Mutex::default(),
             flushing: tokio::sync::Mutex::new(()),
+            broker,
+            secrets,
         });
         for row in mqtt.context.services.store.device_rows(None).await? {
             mqtt.load_device(row).await;
         }
         Ok(mqtt)
+    }
+
+    /// The embedded broker's address and clients, if it runs.
+    pub fn broker_report(&self) -> Option<Value> {
+        self.broker.as_ref().map(|b| {
+            json!({
+                "listen": b.addr.to_string(),
+                "clients": b.broker.clients(),
+                "undelivered": b.broker.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        })
+    }
+
+    /// Whether devices log in to the embedded broker (and so need their password).
+    pub fn embedded_broker(&self) -> Option<SocketAddr> {
+        self.broker.as_ref().map(|b| b.addr)
     }
 
     pub fn stats(&self) -> &Stats {
@@ -123,10 +220,18 @@ impl Mqtt {
         else {
             return Vec::new();
         };
-        vec![
+        let mut tasks = vec![
             tokio::spawn(self.clone().connection(eventloop, stop.clone())),
-            tokio::spawn(self.flusher(stop)),
-        ]
+            tokio::spawn(self.clone().flusher(stop)),
+        ];
+        if let Some(task) = self
+            .broker
+            .as_ref()
+            .and_then(|b| b.task.lock().unwrap_or_else(|e| e.into_inner()).take())
+        {
+            tasks.push(task);
+        }
+        tasks
     }
 
     fn topic(&self, device_id: &str, kind: &str) -> String {
@@ -147,6 +252,12 @@ impl Mqtt {
             .ok()
             .flatten()
             .unwrap_or_default();
+        if let Some(hash) = &row.secret_hash {
+            self.secrets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(row.device_id.clone(), hash.clone());
+        }
         let alerts: Vec<Alert> = serde_json::from_str(&row.alerts).unwrap_or_default();
         let device = Device {
             alert_state: vec![None; alerts.len()],
