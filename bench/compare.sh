@@ -130,6 +130,10 @@ fi
 if wanted gateways; then
     echo "== Converge gateways (webhooks, MQTT through 127.0.0.1:1883)"
     BENCH_MQTT=true converge_run converge-gateways "" --scenarios webhook,mqtt --mqtt-prefix "bench-$$"
+    echo "== Converge gateways (MQTT through the embedded broker on 127.0.0.1:18883)"
+    CONVERGE_GATEWAYS__MQTT__BROKER__ENABLED=true CONVERGE_GATEWAYS__MQTT__BROKER__LISTEN=127.0.0.1:18883 \
+        BENCH_MQTT=true converge_run converge-embedded-broker "" --scenarios mqtt \
+        --mqtt-broker 127.0.0.1:18883 --mqtt-prefix "bench-$$"
 fi
 
 if wanted crash; then

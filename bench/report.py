@@ -129,7 +129,8 @@ w("The idle long-polls run last, after fan-out and the initial-sync setup have g
   " Synapse's RSS did not grow in this scenario; whether it had accepted all 10,000 connections by the reading was not checked.")
 w("")
 hooks, mqtt = by.get("converge-gateways", {}).get("webhook"), by.get("converge-gateways", {}).get("mqtt")
-if hooks or mqtt:
+embedded = by.get("converge-embedded-broker", {}).get("mqtt")
+if hooks or mqtt or embedded:
     w("## Gateways (Converge, embedded SQLite; no other server has them)")
     w("")
     if hooks:
@@ -142,6 +143,13 @@ if hooks or mqtt:
           f" in {fmt(mqtt['publish_ms'], ' ms')}; all {mqtt['samples']} stored after {fmt(mqtt['all_stored_ms'], ' ms')}"
           f" ({fmt(int(mqtt['stored_per_s'] or 0))} samples/s), every device's state event current after {fmt(mqtt['state_current_ms'], ' ms')};"
           f" {fmt(mqtt['cpu_ms_per_sample'], ' ms')} server CPU per sample.")
+        w("")
+    if embedded:
+        w(f"MQTT telemetry through the embedded broker (one logged-in connection per device): {embedded['devices']} devices ×"
+          f" {embedded['samples'] // max(embedded['devices'], 1)} samples published in {fmt(embedded['publish_ms'], ' ms')};"
+          f" all stored after {fmt(embedded['all_stored_ms'], ' ms')} ({fmt(int(embedded['stored_per_s'] or 0))} samples/s),"
+          f" states current after {fmt(embedded['state_current_ms'], ' ms')}; {fmt(embedded['cpu_ms_per_sample'], ' ms')}"
+          f" server CPU per sample (broker included).")
         w("")
 crash = by.get("converge", {}).get("crash_check")
 if crash:

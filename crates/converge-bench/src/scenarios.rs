@@ -298,6 +298,8 @@ impl Bench {
         let owner = &self.users[0];
         let room = self.room_with(&[]).await?;
         let admin = format!("/_converge/admin/v1/rooms/{}/devices", urlencode(&room));
+        // Each device: its ID and, where the broker checks logins (Converge's embedded
+        // one), its password.
         let mut devices = Vec::with_capacity(self.plan.mqtt_devices);
         for i in 0..self.plan.mqtt_devices {
             let id = format!("bench-{}-{i}", self.run_id);
@@ -310,26 +312,47 @@ impl Bench {
                     "the server registered no device (HTTP {status}): {body}"
                 ));
             }
-            devices.push(id);
+            let password = body["mqtt_password"].as_str().map(str::to_owned);
+            devices.push((id, password));
         }
-        let mut options = MqttOptions::new(format!("bench-{}", self.run_id), broker.0, broker.1);
-        options.set_keep_alive(Duration::from_secs(30));
-        let (mqtt, mut eventloop) = AsyncClient::new(options, 1024);
-        let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        // One connection per device when logins are checked, else one for all.
+        let mut clients = Vec::new();
+        let mut pumps = Vec::new();
+        let logins: Vec<Option<&(String, Option<String>)>> =
+            if devices.iter().any(|(_, p)| p.is_some()) {
+                devices.iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+        for login in logins {
+            let name = login.map_or("all", |(id, _)| id.as_str());
+            let mut options =
+                MqttOptions::new(format!("bench-{}-{name}", self.run_id), broker.0, broker.1);
+            options.set_keep_alive(Duration::from_secs(30));
+            if let Some((id, Some(password))) = login {
+                options.set_credentials(id.clone(), password.clone());
+            }
+            let (client, mut eventloop) = AsyncClient::new(options, 1024);
+            pumps.push(tokio::spawn(async move {
+                while eventloop.poll().await.is_ok() {}
+            }));
+            clients.push(client);
+        }
         let samples = self.plan.mqtt_samples;
         let cpu_before = self.pid.and_then(procfs::cpu_seconds);
         let started = Instant::now();
         for n in 0..samples {
-            for id in &devices {
+            for (i, (id, _)) in devices.iter().enumerate() {
                 let payload = json!({ "seq": n, "temp": 20 + (n % 10) }).to_string();
-                mqtt.publish(
-                    format!("{prefix}/devices/{id}/telemetry"),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload,
-                )
-                .await
-                .map_err(|e| format!("publish: {e}"))?;
+                clients[i % clients.len()]
+                    .publish(
+                        format!("{prefix}/devices/{id}/telemetry"),
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
+                    .await
+                    .map_err(|e| format!("publish: {e}"))?;
             }
         }
         let published = started.elapsed();
@@ -339,7 +362,7 @@ impl Bench {
         while (stored_at.is_none() || state_at.is_none()) && Instant::now() < deadline {
             let mut stored = 0;
             let mut current = 0;
-            for id in &devices {
+            for (id, _) in &devices {
                 let path =
                     format!("/_converge/client/v1/devices/{id}/telemetry?from=0&limit=10000");
                 let (_, body) = self.client.get_root(&path, Some(&owner.token)).await?;
@@ -359,8 +382,12 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = mqtt.disconnect().await;
-        pump.abort();
+        for client in &clients {
+            let _ = client.disconnect().await;
+        }
+        for pump in pumps {
+            pump.abort();
+        }
         let cpu = cpu_before
             .zip(self.pid.and_then(procfs::cpu_seconds))
             .map(|(before, after)| after - before);

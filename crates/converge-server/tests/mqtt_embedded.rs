@@ -330,3 +330,30 @@ async fn garbage_closes_only_its_own_connection() {
     assert_eq!(health["gateways"]["mqtt"]["connected"], true, "{health}");
     t.stop().await;
 }
+
+/// Keeps the benchmark's MQTT scenario working against the embedded broker, where every
+/// device logs in on its own connection (counts only, never timings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_scenario_runs_against_the_embedded_broker() {
+    use converge_bench::scenarios::{Bench, Plan};
+    let t = server().await;
+    let port = broker_port(&t).await;
+    let plan = Plan::smoke();
+    let mut bench = Bench::new(&t.base, None, plan.clone());
+    bench.register_users().await.unwrap();
+    let result = bench.mqtt(("127.0.0.1", port), PREFIX).await.unwrap();
+    assert_eq!(
+        result["samples"],
+        plan.mqtt_devices * plan.mqtt_samples,
+        "{result}"
+    );
+    assert!(
+        result["all_stored_ms"].is_number(),
+        "every sample stored: {result}"
+    );
+    assert!(
+        result["state_current_ms"].is_number(),
+        "every state current: {result}"
+    );
+    t.stop().await;
+}
