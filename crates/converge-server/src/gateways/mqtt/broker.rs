@@ -39,6 +39,9 @@ pub type Authenticate = Arc<dyn Fn(&str, &str) -> Option<Identity> + Send + Sync
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets queued for one slow client before further ones are dropped.
 const OUTGOING_QUEUE: usize = 1024;
+/// How long a publisher waits for a subscriber's full queue before the message is dropped
+/// for that subscriber.
+const SLOW_CLIENT: Duration = Duration::from_secs(2);
 /// Subscriptions one client may hold.
 const MAX_SUBSCRIPTIONS: usize = 64;
 
@@ -205,7 +208,7 @@ impl Broker {
             tokio::select! {
                 read = tokio::time::timeout(keep_alive, read_packet(&mut stream, &mut buffer, self.max_packet)) => {
                     let Ok(Ok(Some(packet))) = read else { break };
-                    match self.handle(&identity, &connect.client_id, packet) {
+                    match self.handle(&identity, &connect.client_id, packet).await {
                         Reply::Send(reply) => if write_packet(&mut stream, &reply).await.is_err() { break },
                         Reply::Nothing => {}
                         Reply::Disconnect => { clean = true; break }
@@ -224,7 +227,7 @@ impl Broker {
         if !clean && let Some(will) = connect.last_will {
             let mut publish = Publish::new(will.topic, will.qos, will.message.to_vec());
             publish.retain = will.retain;
-            self.route(publish);
+            self.route(publish).await;
         }
     }
 
@@ -240,7 +243,7 @@ impl Broker {
         }
     }
 
-    fn handle(&self, identity: &Identity, client_id: &str, packet: Packet) -> Reply {
+    async fn handle(&self, identity: &Identity, client_id: &str, packet: Packet) -> Reply {
         match packet {
             Packet::Publish(publish) => {
                 let reply = match publish.qos {
@@ -249,7 +252,7 @@ impl Broker {
                     QoS::ExactlyOnce => Reply::Send(Packet::PubRec(PubRec::new(publish.pkid))),
                 };
                 if valid_topic(&publish.topic) && self.may_publish(identity, &publish.topic) {
-                    self.route(publish);
+                    self.route(publish).await;
                 } else {
                     // Acknowledged but not delivered, as MQTT 3.1.1 allows.
                     self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -315,28 +318,41 @@ impl Broker {
         }
     }
 
-    /// Keeps a retained message and hands a publish to every matching subscriber.
-    fn route(&self, publish: Publish) {
-        let mut state = self.lock();
-        if publish.retain {
-            if publish.payload.is_empty() {
-                state.retained.remove(&publish.topic);
-            } else {
-                state
-                    .retained
-                    .insert(publish.topic.clone(), publish.clone());
+    /// Keeps a retained message and hands a publish to every matching subscriber. A
+    /// subscriber whose queue is full holds the publisher back (so a burst is delivered,
+    /// not dropped) for at most [`SLOW_CLIENT`]; then the message is dropped for it.
+    async fn route(&self, publish: Publish) {
+        let deliveries: Vec<(mpsc::Sender<Packet>, Packet)> = {
+            let mut state = self.lock();
+            if publish.retain {
+                if publish.payload.is_empty() {
+                    state.retained.remove(&publish.topic);
+                } else {
+                    state
+                        .retained
+                        .insert(publish.topic.clone(), publish.clone());
+                }
             }
-        }
-        for client in state.clients.values_mut() {
-            let granted = client
-                .subscriptions
-                .iter()
-                .filter(|(filter, _)| matches(filter, &publish.topic))
-                .map(|(_, qos)| *qos)
-                .reduce(|a, b| if a >= b { a } else { b });
-            let Some(granted) = granted else { continue };
-            let out = outgoing(client, publish.clone(), lower(granted, publish.qos), false);
-            if client.outgoing.try_send(out).is_err() {
+            state
+                .clients
+                .values_mut()
+                .filter_map(|client| {
+                    let granted = client
+                        .subscriptions
+                        .iter()
+                        .filter(|(filter, _)| matches(filter, &publish.topic))
+                        .map(|(_, qos)| *qos)
+                        .reduce(|a, b| if a >= b { a } else { b })?;
+                    let out = outgoing(client, publish.clone(), lower(granted, publish.qos), false);
+                    Some((client.outgoing.clone(), out))
+                })
+                .collect()
+        };
+        for (queue, packet) in deliveries {
+            if !matches!(
+                tokio::time::timeout(SLOW_CLIENT, queue.send(packet)).await,
+                Ok(Ok(()))
+            ) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }

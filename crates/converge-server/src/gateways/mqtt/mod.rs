@@ -292,11 +292,16 @@ impl Mqtt {
                     backoff = Duration::from_millis(500);
                     self.stats.set_connected(true);
                     tracing::info!(url = %self.config.url, "connected to the MQTT broker");
-                    for kind in ["telemetry", "status", "acks"] {
-                        if let Err(err) = self
-                            .client
-                            .try_subscribe(self.topic("+", kind), QoS::AtLeastOnce)
-                        {
+                    // Telemetry at QoS 0: samples are buffered for a second before they
+                    // are stored, so acknowledging them promises nothing, and a broker's
+                    // QoS 1 in-flight window would throttle (and, when its queue is full,
+                    // drop) a fast stream. Status changes and acks keep QoS 1.
+                    for (kind, qos) in [
+                        ("telemetry", QoS::AtMostOnce),
+                        ("status", QoS::AtLeastOnce),
+                        ("acks", QoS::AtLeastOnce),
+                    ] {
+                        if let Err(err) = self.client.try_subscribe(self.topic("+", kind), qos) {
                             tracing::warn!(error = %err, "cannot subscribe to device topics");
                         }
                     }
