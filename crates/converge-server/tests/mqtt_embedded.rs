@@ -118,6 +118,15 @@ impl Device {
         .await
     }
 
+    /// The return codes of the next SUBACK.
+    async fn suback(&mut self) -> Vec<SubscribeReasonCode> {
+        self.expect("SUBACK", |s| match s {
+            Seen::Packet(Packet::SubAck(ack)) => Some(ack.return_codes.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     async fn publish(&self, kind: &str, id: &str, payload: impl Into<Vec<u8>>, retain: bool) {
         self.client
             .publish(
@@ -213,12 +222,7 @@ async fn devices_log_in_and_reach_only_their_own_topics() {
         .subscribe("#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    let codes = kitchen
-        .expect("SUBACK", |s| match s {
-            Seen::Packet(Packet::SubAck(ack)) => Some(ack.return_codes.clone()),
-            _ => None,
-        })
-        .await;
+    let codes = kitchen.suback().await;
     assert_eq!(codes, [SubscribeReasonCode::Failure]);
     kitchen
         .client
@@ -228,12 +232,7 @@ async fn devices_log_in_and_reach_only_their_own_topics() {
         )
         .await
         .unwrap();
-    let codes = kitchen
-        .expect("SUBACK", |s| match s {
-            Seen::Packet(Packet::SubAck(ack)) => Some(ack.return_codes.clone()),
-            _ => None,
-        })
-        .await;
+    let codes = kitchen.suback().await;
     assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
     let (_, health) = t.get("/_converge/health", None).await;
     assert_eq!(
