@@ -289,6 +289,27 @@ async fn devices_log_in_and_reach_only_their_own_topics() {
             .filter(|c| c["online"] == false)
     })
     .await;
+
+    // A removed device is disconnected and cannot log in again.
+    let garage_password = garage["mqtt_password"].as_str().unwrap().to_owned();
+    let mut garage_client = Device::connect(port, "garage", Some(("garage", &garage_password)));
+    garage_client.connected().await;
+    let (status, _) = t
+        .call(
+            reqwest::Method::DELETE,
+            "/_converge/admin/v1/devices/garage",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let refusal = garage_client
+        .expect("a refused reconnection", |s| match s {
+            Seen::Failed(err) if err.contains("BadUserNamePassword") => Some(err.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(refusal.contains("BadUserNamePassword"));
     t.stop().await;
 }
 

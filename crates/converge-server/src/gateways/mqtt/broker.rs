@@ -64,6 +64,7 @@ struct State {
 
 struct Client {
     connection: u64,
+    identity: Identity,
     subscriptions: Vec<(String, QoS)>,
     outgoing: mpsc::Sender<Packet>,
     next_pkid: u16,
@@ -115,6 +116,15 @@ impl Broker {
         });
         tracing::info!(%bound, "embedded MQTT broker listening");
         Ok((bound, task))
+    }
+
+    /// Ends every connection logged in as `device` (when it is removed): dropping a
+    /// client's queue closes its connection, without its will.
+    pub fn disconnect_device(&self, device: &str) {
+        let mut state = self.lock();
+        state
+            .clients
+            .retain(|_, client| client.identity != Identity::Device(device.to_owned()));
     }
 
     /// How many clients are connected.
@@ -177,6 +187,7 @@ impl Broker {
                 // A client ID already connected is taken over: the old connection ends.
                 let client = Client {
                     connection,
+                    identity: identity.clone(),
                     subscriptions: Vec::new(),
                     outgoing,
                     next_pkid: 0,
@@ -216,7 +227,8 @@ impl Broker {
                     }
                 }
                 packet = queued.recv() => {
-                    // `None`: another connection took the client ID over.
+                    // `None`: another connection took the client ID over, or the device
+                    // was removed.
                     let Some(packet) = packet else { clean = true; break };
                     if write_packet(&mut stream, &packet).await.is_err() { break }
                 }

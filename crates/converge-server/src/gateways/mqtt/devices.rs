@@ -158,6 +158,7 @@ impl Mqtt {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(device_id);
+        self.disconnect_device(device_id);
         // Samples still buffered must not outlive the device.
         self.samples
             .lock()

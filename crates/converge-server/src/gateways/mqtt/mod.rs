@@ -201,6 +201,13 @@ impl Mqtt {
         })
     }
 
+    /// Ends a removed device's connections to the embedded broker.
+    fn disconnect_device(&self, device_id: &str) {
+        if let Some(embedded) = &self.broker {
+            embedded.broker.disconnect_device(device_id);
+        }
+    }
+
     /// Whether devices log in to the embedded broker (and so need their password).
     pub fn embedded_broker(&self) -> Option<SocketAddr> {
         self.broker.as_ref().map(|b| b.addr)
