@@ -75,6 +75,28 @@ impl Plan {
     }
 }
 
+/// The server's CPU time over a stretch of work, from `/proc` (when its PID is known).
+struct CpuMeter {
+    pid: Option<u32>,
+    before: Option<f64>,
+}
+
+impl CpuMeter {
+    fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            before: pid.and_then(procfs::cpu_seconds),
+        }
+    }
+
+    /// Milliseconds of server CPU per item since `start`, to three decimals.
+    fn ms_per(&self, items: usize) -> Option<f64> {
+        let after = self.pid.and_then(procfs::cpu_seconds)?;
+        let seconds = after - self.before?;
+        Some((seconds * 1000.0 / items.max(1) as f64 * 1000.0).round() / 1000.0)
+    }
+}
+
 pub struct Bench {
     pub client: Client,
     /// The server's process, for memory and CPU readings.
@@ -175,7 +197,7 @@ impl Bench {
     pub async fn concurrent_send(&self) -> Result<Value> {
         let senders: Vec<Session> = self.users.iter().take(self.plan.senders).cloned().collect();
         let room = self.room_with(&senders).await?;
-        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let cpu = CpuMeter::start(self.pid);
         let peak_rss = Arc::new(Mutex::new(self.rss().unwrap_or(0)));
         let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let sampler = {
@@ -218,16 +240,13 @@ impl Bench {
         let elapsed = started.elapsed();
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = sampler.await;
-        let cpu = cpu_before
-            .zip(self.pid.and_then(procfs::cpu_seconds))
-            .map(|(before, after)| after - before);
         let peak = *peak_rss.lock().expect("not poisoned");
         Ok(json!({
             "senders": senders.len(),
             "events": sent,
             "seconds": elapsed.as_secs_f64(),
             "events_per_s": (sent as f64 / elapsed.as_secs_f64()).round(),
-            "cpu_ms_per_event": cpu.map(|c| (c * 1000.0 / sent.max(1) as f64 * 1000.0).round() / 1000.0),
+            "cpu_ms_per_event": cpu.ms_per(sent),
             "rss_under_load_kib": (peak > 0).then_some(peak),
         }))
     }
@@ -253,7 +272,7 @@ impl Bench {
             "/_converge/hooks/{}",
             hook["hook_id"].as_str().unwrap_or_default()
         );
-        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let cpu = CpuMeter::start(self.pid);
         let started = Instant::now();
         let deadline = started + self.plan.deadline;
         let per_poster = self.plan.sends_per_sender;
@@ -276,16 +295,12 @@ impl Bench {
         });
         let mut latencies: Vec<Duration> = join_all(posters).await.into_iter().flatten().collect();
         let elapsed = started.elapsed();
-        let cpu = cpu_before
-            .zip(self.pid.and_then(procfs::cpu_seconds))
-            .map(|(before, after)| after - before);
         let posted = latencies.len();
         let mut result = summary(&mut latencies);
         result["posters"] = json!(self.plan.senders);
         result["posts"] = json!(posted);
         result["posts_per_s"] = json!((posted as f64 / elapsed.as_secs_f64()).round());
-        result["cpu_ms_per_post"] =
-            json!(cpu.map(|c| (c * 1000.0 / posted.max(1) as f64 * 1000.0).round() / 1000.0));
+        result["cpu_ms_per_post"] = json!(cpu.ms_per(posted));
         Ok(result)
     }
 
@@ -339,7 +354,7 @@ impl Bench {
             clients.push(client);
         }
         let samples = self.plan.mqtt_samples;
-        let cpu_before = self.pid.and_then(procfs::cpu_seconds);
+        let cpu = CpuMeter::start(self.pid);
         let started = Instant::now();
         for n in 0..samples {
             for (i, (id, _)) in devices.iter().enumerate() {
@@ -388,9 +403,6 @@ impl Bench {
         for pump in pumps {
             pump.abort();
         }
-        let cpu = cpu_before
-            .zip(self.pid.and_then(procfs::cpu_seconds))
-            .map(|(before, after)| after - before);
         let total = samples * devices.len();
         Ok(json!({
             "devices": devices.len(),
@@ -399,7 +411,7 @@ impl Bench {
             "all_stored_ms": stored_at.map(ms),
             "state_current_ms": state_at.map(ms),
             "stored_per_s": stored_at.map(|t| (total as f64 / t.as_secs_f64()).round()),
-            "cpu_ms_per_sample": cpu.map(|c| (c * 1000.0 / total.max(1) as f64 * 1000.0).round() / 1000.0),
+            "cpu_ms_per_sample": cpu.ms_per(total),
         }))
     }
 
