@@ -45,7 +45,6 @@ pub struct Actor<'a> {
 /// What every gateway acts through: the services, and who the bot is.
 pub struct Context {
     pub services: Arc<Services>,
-    pub server_name: String,
     /// The bot's user ID.
     pub bot: String,
     /// The URL clients reach this server at, for webhook URLs.
@@ -53,11 +52,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// A virtual user's ID on this server.
-    pub fn user_id(&self, localpart: &str) -> String {
-        format!("@{localpart}:{}", self.server_name)
-    }
-
     /// Creates the account of a virtual user if it does not exist yet.
     pub async fn virtual_user(&self, localpart: &str, displayname: &str) -> Result<String> {
         self.services
@@ -227,7 +221,6 @@ impl Gateways {
             .ensure_virtual_user(&config.gateways.bot, "Converge")
             .await?;
         let context = Arc::new(Context {
-            server_name: config.server_name.clone(),
             services,
             bot,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -469,7 +469,7 @@ fn valid_filter(filter: &str) -> bool {
 }
 
 /// Whether a topic filter matches a topic name (MQTT 3.1.1 section 4.7).
-pub fn matches(filter: &str, topic: &str) -> bool {
+fn matches(filter: &str, topic: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }

@@ -22,8 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use alerts::Alert;
-pub use devices::valid_device_id;
+use alerts::Alert;
 
 use super::{Context, LogThrottle, Stats, random_id};
 use crate::config::MqttConfig;
