@@ -8,7 +8,7 @@ mod incoming;
 mod outgoing;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ pub struct Webhooks {
     outbox_grew: Notify,
     /// How many outgoing webhooks exist; the filler reads nothing while none does.
     subscription_count: AtomicUsize,
+    /// Bumped whenever a subscription is made or deleted, so the filler rereads them only
+    /// then.
+    subscriptions_changed: AtomicU64,
     throttle: LogThrottle,
 }
 
@@ -70,6 +73,7 @@ impl Webhooks {
             seen_signatures: Mutex::default(),
             outbox_grew: Notify::new(),
             subscription_count: AtomicUsize::new(0),
+            subscriptions_changed: AtomicU64::new(0),
             throttle: LogThrottle::new(Duration::from_secs(60)),
         })
     }
@@ -201,6 +205,7 @@ impl Webhooks {
         };
         store.insert_subscription(&sub).await?;
         self.subscription_count.fetch_add(1, Ordering::Relaxed);
+        self.subscriptions_changed.fetch_add(1, Ordering::Release);
         tracing::info!(subscription = %sub.sub_id, room = room_id, by = actor.user_id, "outgoing webhook created");
         Ok(sub)
     }
@@ -236,6 +241,7 @@ impl Webhooks {
         self.context.authorize(&sub.room_id, actor).await?;
         if store.delete_subscription(sub_id).await? {
             self.subscription_count.fetch_sub(1, Ordering::Relaxed);
+            self.subscriptions_changed.fetch_add(1, Ordering::Release);
         }
         tracing::info!(
             subscription = sub_id,

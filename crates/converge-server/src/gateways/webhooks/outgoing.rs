@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use converge_core::{PersistedEvent, StreamPos, pdu};
@@ -45,6 +46,7 @@ impl Webhooks {
         let mut committed = store.stream_position();
         // The stored position, and the subscriptions caught up to it.
         let (mut pos, mut seen) = loop {
+            let version = self.subscriptions_changed.load(Ordering::Acquire);
             let loaded = async {
                 let pos = store.gateway_cursor(OUTBOX_READER).await?;
                 let subs = store.subscriptions(None).await?;
@@ -53,7 +55,9 @@ impl Webhooks {
             match loaded.await {
                 Ok((pos, subs)) => {
                     let mut seen = Filters::default();
-                    seen.known.extend(subs.into_iter().map(|s| s.sub_id));
+                    seen.known.extend(subs.iter().map(|s| s.sub_id.clone()));
+                    seen.subs = Arc::new(subs);
+                    seen.version = Some(version);
                     break (pos.unwrap_or_else(|| *committed.borrow()), seen);
                 }
                 Err(err) => {
@@ -116,14 +120,15 @@ impl Webhooks {
         seen: &mut Filters,
     ) -> crate::error::Result<(StreamPos, bool, bool)> {
         let store = &self.context.services.store;
-        if self
-            .subscription_count
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-        {
+        if self.subscription_count.load(Ordering::Relaxed) == 0 {
             return Ok((end, false, false));
         }
-        let subs = store.subscriptions(None).await?;
+        let version = self.subscriptions_changed.load(Ordering::Acquire);
+        if seen.version != Some(version) {
+            seen.subs = Arc::new(store.subscriptions(None).await?);
+            seen.version = Some(version);
+        }
+        let subs = seen.subs.clone();
         let batch = store
             .events_in_subscribed_rooms(after, end, OUTBOX_BATCH)
             .await?;
@@ -133,8 +138,14 @@ impl Webhooks {
             _ => end,
         };
         let mut deliveries = Vec::new();
-        for sub in &subs {
-            if seen.known.insert(sub.sub_id.clone()) && sub.after_pos < after {
+        // Subscriptions seen for the first time; known only once their catch-up is queued.
+        let mut new = Vec::new();
+        for sub in subs.iter() {
+            if seen.known.contains(&sub.sub_id) {
+                continue;
+            }
+            new.push(sub.sub_id.clone());
+            if sub.after_pos < after {
                 // Made while the filler was reading past its start: catch its room up.
                 let missed = store
                     .room_events(
@@ -173,6 +184,7 @@ impl Webhooks {
             store.fill_outbox(OUTBOX_READER, upto, &deliveries).await?;
             self.outbox_grew.notify_one();
         }
+        seen.known.extend(new);
         Ok((upto, full, queued))
     }
 
@@ -304,10 +316,12 @@ impl Webhooks {
     }
 }
 
-/// What the filler remembers of subscriptions: which it has seen, and their compiled
-/// body patterns.
+/// What the filler remembers of subscriptions: the list as of `version`, which it has
+/// seen, and their compiled body patterns.
 #[derive(Default)]
 struct Filters {
+    subs: Arc<Vec<SubscriptionRow>>,
+    version: Option<u64>,
     known: HashSet<String>,
     patterns: HashMap<String, Option<Regex>>,
 }
