@@ -9,6 +9,7 @@ pub mod id;
 pub mod net;
 pub mod pdu;
 pub mod power_levels;
+pub mod push;
 pub mod room_version;
 
 pub use auth::{AuthError, AuthState, Candidate, Membership, StateRef};
