@@ -26,7 +26,7 @@ wanted() { [[ "$ONLY" == "all" || "$ONLY" == "$1" ]]; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 echo "== building Converge (release)"
-cargo build --release --locked -p converge-server -p converge-bench
+cargo build --release --locked -p converge -p converge-bench
 BENCH="$PWD/target/release/converge-bench"
 CONVERGE="$PWD/target/release/converge"
 

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::{Store, StoreError};
 
 /// Milliseconds since the Unix epoch.
@@ -153,7 +153,7 @@ impl Store {
         session: Option<&NewSession>,
     ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if let Some(token) = registration_token {
                 let used = sqlx::query(
                     "UPDATE registration_tokens SET completed = completed + 1 \
@@ -258,7 +258,7 @@ impl Store {
     /// The localpart stays taken so the ID is never handed to someone else.
     pub async fn deactivate_user(&self, localpart: &str) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE users SET deactivated = TRUE, displayname = NULL, \
                  avatar_url = NULL WHERE localpart = $1",
@@ -286,7 +286,7 @@ impl Store {
         session: &NewSession,
     ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM access_tokens WHERE localpart = $1 AND device_id = $2")
                 .bind(localpart)
                 .bind(&session.device_id)
@@ -334,7 +334,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<(String, String)>, StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query(
                 "DELETE FROM access_tokens WHERE refresh_token_hash = $1 \
                  RETURNING localpart, device_id",
@@ -452,7 +452,7 @@ impl Store {
         device_ids: &[String],
     ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for device_id in device_ids {
                 sqlx::query("DELETE FROM access_tokens WHERE localpart = $1 AND device_id = $2")
                     .bind(localpart).bind(device_id).execute(&mut *tx).await?;
@@ -472,7 +472,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let keep = keep.unwrap_or("");
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM access_tokens WHERE localpart = $1 AND device_id <> $2")
                 .bind(localpart).bind(keep).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM devices WHERE localpart = $1 AND device_id <> $2")

@@ -19,11 +19,21 @@ pub enum StoreError {
     /// The URL does not name a supported backend, or is malformed.
     #[error("bad database URL: {0}")]
     BadUrl(String),
+    /// A write lost the race for a key to other writers too many times in a row.
+    #[error("too much contention for {0}")]
+    Contended(&'static str),
     /// The store was closed; nothing more can be written.
     #[error("store closed")]
     Closed,
-    #[error("migration {version} failed: {source}")]
-    Migration { version: i64, source: sqlx::Error },
+    #[error("migration {version} of {component} failed: {source}")]
+    Migration {
+        component: String,
+        version: i64,
+        source: sqlx::Error,
+    },
+    /// A component read a column that is missing or has another type.
+    #[error("{0}")]
+    Column(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

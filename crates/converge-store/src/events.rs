@@ -221,4 +221,29 @@ impl Store {
         });
         Ok(pos.map(StreamPos))
     }
+
+    /// Events after `after`, oldest first, in the rooms `user_id` is joined to now, plus
+    /// membership events about `user_id` anywhere (so invites are seen).
+    pub async fn events_visible_to(
+        &self,
+        user_id: &str,
+        after: StreamPos,
+        limit: u32,
+    ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_pos > $1 AND (room_id IN \
+             (SELECT room_id FROM memberships WHERE user_id = $2 AND membership = 'join') \
+             OR (event_type = 'm.room.member' AND state_key = $2)) \
+             ORDER BY stream_pos LIMIT $3"
+        );
+        fetch_events!(
+            &self.inner.db,
+            sqlx::query(SQL)
+                .bind(after.0)
+                .bind(user_id)
+                .bind(i64::from(limit))
+        )
+    }
 }

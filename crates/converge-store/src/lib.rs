@@ -9,10 +9,10 @@ mod accounts;
 mod db;
 mod error;
 mod events;
-mod gateways;
 mod media;
 mod migrate;
 mod rooms;
+mod tables;
 pub mod testing;
 mod writer;
 
@@ -22,9 +22,9 @@ use std::time::Duration;
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
 pub use events::Direction;
-pub use gateways::{DeviceRow, SubscriptionRow, TelemetryRow, WebhookRow};
 pub use media::{MediaRow, ThumbnailRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
+pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{
     EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats,
 };
@@ -75,6 +75,15 @@ impl Store {
         })
     }
 
+    /// The tables of the component `name`, after applying its pending `migrations`.
+    pub async fn tables(
+        &self,
+        name: &'static str,
+        migrations: &[Migration],
+    ) -> Result<Tables, StoreError> {
+        Tables::open(self.inner.db.clone(), name, migrations).await
+    }
+
     /// The backend's name, `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         self.inner.db.backend_name()
@@ -120,6 +129,10 @@ impl Store {
         self.inner.db.close().await;
     }
 }
+
+/// How often a write that lost a race for a unique key (another writer took it at the same
+/// moment) is tried again before it gives up.
+const CONFLICT_RETRIES: usize = 16;
 
 /// How long a connection waits for a lock before giving up (SQLite busy timeout).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::{Store, StoreError};
 
 /// One media item.
@@ -181,7 +181,7 @@ impl Store {
     /// hashes no remaining media or thumbnail uses, so their files can be removed.
     pub async fn purge_media_before(&self, before: i64) -> Result<(u64, Vec<String>), StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let rows = sqlx::query(
                 "SELECT sha256 FROM media WHERE created_ts < $1 AND sha256 IS NOT NULL \
                  UNION SELECT t.sha256 FROM media_thumbnails t JOIN media m ON m.media_id = t.media_id WHERE m.created_ts < $1",
@@ -229,7 +229,7 @@ impl Store {
     /// remaining media or thumbnail uses.
     pub async fn delete_media(&self, media_ids: &[String]) -> Result<Vec<String>, StoreError> {
         on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut candidates = Vec::new();
             for id in media_ids {
                 let rows = sqlx::query(

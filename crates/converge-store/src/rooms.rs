@@ -5,6 +5,7 @@ use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 
 use crate::db::on_pool;
+use crate::CONFLICT_RETRIES;
 use crate::events::{event_columns, event_from_row, fetch_events};
 use crate::{Store, StoreError};
 
@@ -299,24 +300,42 @@ impl Store {
         })
     }
 
-    /// Stores a filter and returns its ID (per user, counting up from 0).
+    /// Stores a filter and returns its ID (per user, counting up from 0). A filter the user
+    /// stored before gets its old ID back: clients upload the same filter on every start.
     pub async fn create_filter(&self, user_id: &str, json: &str) -> Result<i64, StoreError> {
-        on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin().await?;
-            let next: i64 = sqlx::query("SELECT COALESCE(MAX(filter_id) + 1, 0) AS next FROM filters WHERE user_id = $1")
+        // Two writers may pick the same next ID at once (PostgreSQL reads the maximum
+        // without locking); the loser tries again with the next one.
+        for _ in 0..CONFLICT_RETRIES {
+            let attempt = on_pool!(&self.inner.db, pool => {
+                let existing = sqlx::query(
+                    "SELECT filter_id FROM filters WHERE user_id = $1 AND json = $2 \
+                     ORDER BY filter_id LIMIT 1",
+                )
                 .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("next")?;
-            sqlx::query("INSERT INTO filters (user_id, filter_id, json) VALUES ($1, $2, $3)")
-                .bind(user_id)
-                .bind(next)
                 .bind(json)
-                .execute(&mut *tx)
+                .fetch_optional(pool)
                 .await?;
-            tx.commit().await?;
-            Ok(next)
-        })
+                if let Some(row) = existing {
+                    return Ok(row.try_get("filter_id")?);
+                }
+                sqlx::query(
+                    "INSERT INTO filters (user_id, filter_id, json) \
+                     SELECT $1, COALESCE(MAX(filter_id) + 1, 0), $2 FROM filters WHERE user_id = $1 \
+                     RETURNING filter_id",
+                )
+                .bind(user_id)
+                .bind(json)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| row.try_get::<i64, _>("filter_id"))
+            });
+            match attempt {
+                Ok(id) => return Ok(id),
+                Err(err) if StoreError::is_unique_violation(&err) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Contended("filter IDs"))
     }
 
     /// A stored filter.

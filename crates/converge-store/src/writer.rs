@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::StoreError;
-use crate::db::{Db, on_pool};
+use crate::db::{BeginWrite, Db, on_pool};
 
 /// One write that gets a stream position.
 #[derive(Clone, Debug)]
@@ -255,7 +255,7 @@ impl Writer {
 /// Writes `ops` at consecutive positions from `first` in one transaction.
 async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreError> {
     on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         for (pos, op) in (first..).zip(ops) {
             match op {
                 WriteOp::Event(write) => {

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    DeviceRow, Direction, EventWrite, MediaRow, NewRoom, NewSession, NewUser, Redaction,
-    RegistrationToken, Store, StoreError, StoreOptions, SubscriptionRow, TelemetryRow,
-    ThumbnailRow, WebhookRow, WriteOp, testing,
+    Direction, EventWrite, MediaRow, Migration, NewRoom, NewSession, NewUser, Redaction,
+    RegistrationToken, Statement, Store, StoreError, StoreOptions, ThumbnailRow, Value, WriteOp,
+    testing,
 };
 
 /// A store under test plus whatever keeps it alive (a temp dir) and a way to reopen it.
@@ -104,9 +104,9 @@ conformance!(
     aliases_directory_and_user_search,
     pending_writes_keep_their_queue_order,
     media_rows_reservations_thumbnails_and_purge,
-    gateway_feed_sees_joined_rooms_and_own_invites,
-    outbox_and_reader_position_move_together,
-    webhooks_devices_and_bounded_telemetry,
+    a_users_feed_is_its_joined_rooms_and_own_invites,
+    component_tables_migrate_once_and_round_trip,
+    every_write_survives_32_concurrent_writers,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -1323,7 +1323,7 @@ fn membership(n: usize, user: &str, membership: &str) -> WriteOp {
     }))
 }
 
-async fn gateway_feed_sees_joined_rooms_and_own_invites(h: &Harness) {
+async fn a_users_feed_is_its_joined_rooms_and_own_invites(h: &Harness) {
     let store = &h.store;
     let bot = "@bot:localhost";
     let in_other_room = |n| PersistedEvent {
@@ -1357,220 +1357,433 @@ async fn gateway_feed_sees_joined_rooms_and_own_invites(h: &Harness) {
     assert_eq!(ids(seen), ["$event5", "$event6"]);
     let seen = store.events_visible_to(bot, StreamPos(0), 2).await.unwrap();
     assert_eq!(ids(seen), ["$event1", "$event2"], "limit and order");
-
-    assert_eq!(store.gateway_cursor("bot").await.unwrap(), None);
-    store.set_gateway_cursor("bot", invite).await.unwrap();
-    store
-        .set_gateway_cursor("bot", StreamPos(invite.0 + 1))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.gateway_cursor("bot").await.unwrap(),
-        Some(StreamPos(invite.0 + 1))
-    );
 }
 
-async fn outbox_and_reader_position_move_together(h: &Harness) {
-    let store = &h.store;
-    let sub = SubscriptionRow {
-        sub_id: "sub1".into(),
-        room_id: "!room:localhost".into(),
-        url: "https://example.org/hook".into(),
-        secret: "secret".into(),
-        event_types: vec!["m.room.message".into(), "m.reaction".into()],
-        pattern: Some("^!deploy".into()),
-        created_by: "@alice:localhost".into(),
-        created_ts: 7,
-        after_pos: StreamPos(2),
-        failures: 0,
-        retry_at: 0,
-        last_error: None,
-    };
-    store.insert_subscription(&sub).await.unwrap();
-    assert_eq!(
-        store.subscription("sub1").await.unwrap().as_ref(),
-        Some(&sub)
-    );
-    assert_eq!(
-        store.subscriptions(Some("!room:localhost")).await.unwrap(),
-        std::slice::from_ref(&sub)
-    );
-    assert_eq!(
-        store
-            .subscriptions(Some("!elsewhere:localhost"))
-            .await
-            .unwrap(),
-        []
-    );
-    assert_eq!(store.subscriptions(None).await.unwrap().len(), 1);
-
-    let queued = [
-        ("sub1".to_owned(), StreamPos(3), "$e3".to_owned()),
-        ("sub1".to_owned(), StreamPos(5), "$e5".to_owned()),
+/// A component's tables as the gateways use them: its migrations run once, values of every
+/// type round-trip (nulls too), and a transaction happens whole or not at all.
+async fn component_tables_migrate_once_and_round_trip(h: &Harness) {
+    const MIGRATIONS: &[Migration] = &[
+        Migration {
+            version: 1,
+            sqlite: "CREATE TABLE probe (id TEXT PRIMARY KEY NOT NULL, n INTEGER, \
+                     flag BOOLEAN, bytes BLOB, note TEXT)",
+            postgres: "CREATE TABLE probe (id TEXT PRIMARY KEY NOT NULL, n BIGINT, \
+                       flag BOOLEAN, bytes BYTEA, note TEXT)",
+        },
+        Migration {
+            version: 2,
+            sqlite: "ALTER TABLE probe ADD COLUMN small INTEGER",
+            postgres: "ALTER TABLE probe ADD COLUMN small INTEGER",
+        },
     ];
-    store
-        .fill_outbox("out", StreamPos(5), &queued)
-        .await
-        .unwrap();
-    // Filling again (a repeat after a crash) queues nothing twice.
-    store
-        .fill_outbox("out", StreamPos(5), &queued)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.gateway_cursor("out").await.unwrap(),
-        Some(StreamPos(5))
-    );
-    assert_eq!(store.outbox_len("sub1").await.unwrap(), 2);
-    assert_eq!(
-        store.outbox_next("sub1").await.unwrap(),
-        Some((StreamPos(3), "$e3".into()))
-    );
+    let tables = h.store.tables("probe", MIGRATIONS).await.unwrap();
+    // Opening again (a restart) applies nothing twice: the ALTER would fail.
+    let again = h.reopen().await.tables("probe", MIGRATIONS).await.unwrap();
+    assert_eq!(again.component(), "probe");
 
-    // The filler reads only the subscribed rooms, within the bounds it is given.
-    store.append(write(event(1))).await.unwrap();
-    let elsewhere = PersistedEvent {
-        room_id: "!elsewhere:localhost".into(),
-        ..event(2)
-    };
-    store.append(write(elsewhere)).await.unwrap();
-    let third = store.append(write(event(3))).await.unwrap();
-    let read = store
-        .events_in_subscribed_rooms(StreamPos(0), third, 10)
+    let insert =
+        "INSERT INTO probe (id, n, flag, bytes, note, small) VALUES ($1, $2, $3, $4, $5, $6)";
+    tables
+        .execute(
+            insert,
+            &[
+                "a".into(),
+                42i64.into(),
+                true.into(),
+                vec![0u8, 255].into(),
+                Some("note").into(),
+                7i64.into(),
+            ],
+        )
         .await
         .unwrap();
-    let ids: Vec<&str> = read.iter().map(|(_, e)| e.event_id.as_str()).collect();
-    assert_eq!(ids, ["$event1", "$event3"]);
-    let read = store
-        .events_in_subscribed_rooms(StreamPos(0), StreamPos(third.0 - 1), 10)
+    tables
+        .execute(
+            insert,
+            &[
+                "b".into(),
+                Value::Int(None),
+                Value::Bool(None),
+                Value::Blob(None),
+                Value::Text(None),
+                Value::Int(None),
+            ],
+        )
         .await
         .unwrap();
-    assert_eq!(read.len(), 1, "the upper bound holds");
+    let rows = tables
+        .query(
+            "SELECT id, n, flag, bytes, note, small FROM probe ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<String>("id").unwrap(), "a");
+    assert_eq!(rows[0].get::<i64>("n").unwrap(), 42);
+    assert!(rows[0].get::<bool>("flag").unwrap());
+    assert_eq!(rows[0].get::<Vec<u8>>("bytes").unwrap(), [0, 255]);
+    assert_eq!(
+        rows[0].get::<Option<String>>("note").unwrap().as_deref(),
+        Some("note")
+    );
+    assert_eq!(
+        rows[0].get::<i64>("small").unwrap(),
+        7,
+        "32-bit columns widen"
+    );
+    assert_eq!(rows[1].get::<Option<i64>>("n").unwrap(), None);
+    assert_eq!(rows[1].get::<Option<bool>>("flag").unwrap(), None);
+    assert_eq!(rows[1].get::<Option<String>>("note").unwrap(), None);
+    assert!(rows[1].get::<i64>("n").is_err(), "a null is no integer");
+    assert!(rows[0].get::<i64>("missing").is_err());
+    let count = tables
+        .query_opt(
+            "SELECT COUNT(*) AS n FROM probe WHERE ($1 IS NULL OR id = $1)",
+            &[Value::Text(None)],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count.get::<i64>("n").unwrap(), 2);
 
-    store
-        .outbox_failed("sub1", 99, "connection refused")
+    // A failing statement rolls back the ones before it.
+    let failed = tables
+        .transaction(&[
+            Statement::new("UPDATE probe SET n = 1 WHERE id = 'a'", vec![]),
+            Statement::new(
+                insert,
+                vec![
+                    "a".into(),
+                    Value::Int(None),
+                    Value::Bool(None),
+                    Value::Blob(None),
+                    Value::Text(None),
+                    Value::Int(None),
+                ],
+            ),
+        ])
+        .await;
+    assert!(failed.is_err(), "the duplicate key fails");
+    let n = tables
+        .query_opt("SELECT n FROM probe WHERE id = $1", &["a".into()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.get::<i64>("n").unwrap(), 42, "rolled back");
+    let changed = tables
+        .transaction(&[
+            Statement::new("UPDATE probe SET n = n + 1 WHERE id = $1", vec!["a".into()]),
+            Statement::new("DELETE FROM probe WHERE id = $1", vec!["b".into()]),
+            Statement::new("DELETE FROM probe WHERE id = $1", vec!["nobody".into()]),
+        ])
         .await
         .unwrap();
-    store
-        .outbox_failed("sub1", 120, "connection refused")
-        .await
-        .unwrap();
-    let failing = store.subscription("sub1").await.unwrap().unwrap();
-    assert_eq!((failing.failures, failing.retry_at), (2, 120));
-    assert_eq!(failing.last_error.as_deref(), Some("connection refused"));
-    assert_eq!(
-        store.outbox_next("sub1").await.unwrap(),
-        Some((StreamPos(3), "$e3".into())),
-        "kept on failure"
-    );
-
-    store.outbox_delivered("sub1", StreamPos(3)).await.unwrap();
-    let healed = store.subscription("sub1").await.unwrap().unwrap();
-    assert_eq!(
-        (healed.failures, healed.retry_at, healed.last_error),
-        (0, 0, None)
-    );
-    assert_eq!(
-        store.outbox_next("sub1").await.unwrap(),
-        Some((StreamPos(5), "$e5".into()))
-    );
-
-    // The queue survives a reopen, and goes with its subscription.
-    let reopened = h.reopen().await;
-    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 1);
-    assert!(reopened.delete_subscription("sub1").await.unwrap());
-    assert!(!reopened.delete_subscription("sub1").await.unwrap());
-    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 0);
-    assert_eq!(reopened.outbox_next("sub1").await.unwrap(), None);
-    // A filler that read the subscription before it was deleted queues nothing for it.
-    reopened
-        .fill_outbox("out", StreamPos(9), &queued)
-        .await
-        .unwrap();
-    assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 0);
-    assert_eq!(
-        reopened.gateway_cursor("out").await.unwrap(),
-        Some(StreamPos(9))
-    );
+    assert_eq!(changed, [1, 1, 0]);
 }
 
-async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {
+/// Every write function, run by 32 tasks at once on the same rows where that is what real
+/// traffic does (one user's filters, one device, one alias, one room's directory entry):
+/// no write may fail because another wrote at the same moment. Outcomes that the data
+/// decides (an alias already taken, a user that exists) are answers, not errors.
+async fn every_write_survives_32_concurrent_writers(h: &Harness) {
+    const TASKS: usize = 32;
     let store = &h.store;
-    let hook = WebhookRow {
-        hook_id: "hook1".into(),
-        room_id: "!room:localhost".into(),
-        user_id: "@hook-hook1:localhost".into(),
-        secret: "s".into(),
-        signed: true,
-        created_by: "@alice:localhost".into(),
-        created_ts: 3,
+    let create = EventWrite {
+        event: state_event(1, "m.room.create", "", "{}"),
+        new_room: Some(NewRoom {
+            room_id: "!room:localhost".into(),
+            room_version: "10".into(),
+            creator: "@shared:localhost".into(),
+            created_ts: 1,
+        }),
+        ..Default::default()
     };
-    store.insert_webhook(&hook).await.unwrap();
-    assert!(store.insert_webhook(&hook).await.is_err(), "IDs are unique");
-    assert_eq!(store.webhook("hook1").await.unwrap().as_ref(), Some(&hook));
-    assert_eq!(
-        store.room_webhooks("!room:localhost").await.unwrap(),
-        std::slice::from_ref(&hook)
-    );
-    assert!(store.delete_webhook("hook1").await.unwrap());
-    assert_eq!(store.webhook("hook1").await.unwrap(), None);
-
-    let device = DeviceRow {
-        device_id: "kitchen".into(),
-        room_id: "!room:localhost".into(),
-        user_id: "@device-kitchen:localhost".into(),
-        alerts: "[]".into(),
-        secret_hash: Some("5e88".into()),
-        created_by: "@alice:localhost".into(),
-        created_ts: 4,
-    };
-    store.insert_device(&device).await.unwrap();
+    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
     store
-        .set_device_alerts("kitchen", r#"[{"field":"temp"}]"#)
+        .create_user(&new_user("shared"), None, None)
         .await
         .unwrap();
-    let stored = store.device_row("kitchen").await.unwrap().unwrap();
-    assert_eq!(stored.alerts, r#"[{"field":"temp"}]"#);
-    assert_eq!(
-        store
-            .device_rows(Some("!room:localhost"))
+    store
+        .create_session("shared", &session("SHARED", b"shared-token"))
+        .await
+        .unwrap();
+    store
+        .insert_media(&media("SHAREDMEDIA", Some("abc"), 10))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = format!("user{n}");
+            let device = format!("DEV{n}");
+            let token = format!("token{n}").into_bytes();
+            let mut errors: Vec<String> = Vec::new();
+            fn check(errors: &mut Vec<String>, what: &str, result: Result<(), StoreError>) {
+                if let Err(err) = result {
+                    errors.push(format!("{what}: {err}"));
+                }
+            }
+            check(
+                &mut errors,
+                "create_user",
+                store
+                    .create_user(&new_user(&me), None, Some(&session(&device, &token)))
+                    .await,
+            );
+            // Everyone registers the same name too: exactly one may win, the rest learn it exists.
+            match store.create_user(&new_user("contested"), None, None).await {
+                Ok(()) | Err(StoreError::UserExists) => {}
+                Err(err) => errors.push(format!("create_user contested: {err}")),
+            }
+            check(
+                &mut errors,
+                "create_session",
+                store
+                    .create_session(
+                        &me,
+                        &session(
+                            &format!("{device}b"),
+                            &[token.clone(), b"b".to_vec()].concat(),
+                        ),
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "create_session shared",
+                store
+                    .create_session(
+                        "shared",
+                        &session("SHARED", format!("shared{n}").as_bytes()),
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "set_password_hash",
+                store.set_password_hash(&me, "$argon2id$other").await,
+            );
+            check(
+                &mut errors,
+                "set_displayname",
+                store.set_displayname("shared", Some(&me)).await,
+            );
+            check(
+                &mut errors,
+                "set_avatar_url",
+                store
+                    .set_avatar_url("shared", Some("mxc://localhost/x"))
+                    .await,
+            );
+            check(
+                &mut errors,
+                "set_admin",
+                store.set_admin(&me, n % 2 == 0).await,
+            );
+            check(
+                &mut errors,
+                "touch_device",
+                store
+                    .touch_device("shared", "SHARED", n as i64, Some("127.0.0.1"))
+                    .await,
+            );
+            check(
+                &mut errors,
+                "set_device_display_name",
+                store
+                    .set_device_display_name(&me, &device, Some("renamed"))
+                    .await,
+            );
+            let refresh = store
+                .refresh_session(&token, b"none", b"none", None, 1)
+                .await
+                .map(drop);
+            check(&mut errors, "refresh_session", refresh);
+            check(
+                &mut errors,
+                "create_filter",
+                store
+                    .create_filter("@shared:localhost", &format!(r#"{{"n":{n}}}"#))
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "create_filter same",
+                store
+                    .create_filter("@shared:localhost", r#"{"same":true}"#)
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "create_registration_token",
+                store
+                    .create_registration_token(
+                        &RegistrationToken {
+                            token: format!("tok{n}"),
+                            uses_allowed: Some(1),
+                            completed: 0,
+                            expiry_ts: None,
+                        },
+                        1,
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "append account data",
+                store
+                    .append(WriteOp::AccountData {
+                        user_id: "@shared:localhost".into(),
+                        room_id: None,
+                        data_type: "m.shared".into(),
+                        content: format!("{{\"n\":{n}}}"),
+                    })
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "append event",
+                store.append(write(event(1_000 + n))).await.map(drop),
+            );
+            check(
+                &mut errors,
+                "insert_media",
+                store
+                    .insert_media(&media(&format!("MEDIA{n}"), Some("abc"), 10))
+                    .await,
+            );
+            check(
+                &mut errors,
+                "complete_media",
+                store
+                    .complete_media(
+                        &format!("MEDIA{n}"),
+                        "@alice:localhost",
+                        "abc",
+                        None,
+                        None,
+                        1,
+                    )
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "insert_thumbnail",
+                store
+                    .insert_thumbnail(
+                        "SHAREDMEDIA",
+                        &ThumbnailRow {
+                            width: 32,
+                            height: 32,
+                            method: "scale".into(),
+                            content_type: "image/png".into(),
+                            sha256: "abc".into(),
+                            size: 3,
+                        },
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "put_url_preview",
+                store
+                    .put_url_preview("https://example.org/", "{}", n as i64)
+                    .await,
+            );
+            check(
+                &mut errors,
+                "server_meta_or_insert",
+                store
+                    .server_meta_or_insert("shared_key", &me)
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "set_room_public",
+                store.set_room_public("!room:localhost", n % 2 == 0).await,
+            );
+            match store
+                .create_alias("#shared:localhost", "!room:localhost", &me, 1)
+                .await
+            {
+                Ok(_) => {}
+                Err(err) => errors.push(format!("create_alias: {err}")),
+            }
+            check(
+                &mut errors,
+                "delete_alias",
+                store.delete_alias("#shared:localhost").await.map(drop),
+            );
+            check(
+                &mut errors,
+                "forget_room",
+                store.forget_room(&me, "!room:localhost").await,
+            );
+            check(
+                &mut errors,
+                "delete_access_token",
+                store.delete_access_token(&token).await,
+            );
+            check(
+                &mut errors,
+                "delete_devices",
+                store.delete_devices(&me, std::slice::from_ref(&device)).await,
+            );
+            check(
+                &mut errors,
+                "delete_other_devices",
+                store.delete_other_devices(&me, None).await,
+            );
+            check(
+                &mut errors,
+                "delete_media",
+                store.delete_media(&[format!("MEDIA{n}")]).await.map(drop),
+            );
+            check(
+                &mut errors,
+                "purge_media_before",
+                store.purge_media_before(0).await.map(drop),
+            );
+            check(
+                &mut errors,
+                "deactivate_user",
+                store.deactivate_user(&me).await,
+            );
+            errors
+        }));
+    }
+    let mut errors = Vec::new();
+    for task in tasks {
+        errors.extend(task.await.expect("a writer task panicked"));
+    }
+    assert!(
+        errors.is_empty(),
+        "{} writes failed: {errors:#?}",
+        errors.len()
+    );
+    // The contested name went to exactly one writer, and the shared filters got distinct IDs.
+    assert!(store.user("contested").await.unwrap().is_some());
+    let mut ids = HashSet::new();
+    for n in 0..TASKS {
+        let id = store
+            .create_filter("@shared:localhost", &format!(r#"{{"n":{n}}}"#))
             .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(store.device_rows(None).await.unwrap().len(), 1);
-
-    let sample = |device: &str, ts: i64| TelemetryRow {
-        device_id: device.into(),
-        ts,
-        payload: format!(r#"{{"temp":{ts}}}"#),
-    };
-    let batch: Vec<TelemetryRow> = (1..=5)
-        .map(|ts| sample("kitchen", ts))
-        .chain([sample("other", 1)])
-        .collect();
-    store.append_telemetry(&batch, 3).await.unwrap();
-    let kept = store.telemetry("kitchen", 0, 100, 100).await.unwrap();
-    assert_eq!(
-        kept.iter().map(|s| s.ts).collect::<Vec<_>>(),
-        [3, 4, 5],
-        "only the newest 3 kept"
-    );
-    assert_eq!(kept[2].payload, r#"{"temp":5}"#);
-    let range = store.telemetry("kitchen", 4, 4, 100).await.unwrap();
-    assert_eq!(range, [sample("kitchen", 4)]);
-    assert_eq!(
-        store.telemetry("kitchen", 0, 100, 1).await.unwrap().len(),
-        1,
-        "limit"
-    );
-    assert_eq!(
-        store.telemetry("other", 0, 100, 100).await.unwrap().len(),
-        1
-    );
-
-    assert!(store.delete_device("kitchen").await.unwrap());
-    assert_eq!(store.telemetry("kitchen", 0, 100, 100).await.unwrap(), []);
-    assert_eq!(store.device_row("kitchen").await.unwrap(), None);
+            .unwrap();
+        assert!(ids.insert(id), "filter {n} has the ID of another");
+        assert_eq!(
+            store
+                .filter("@shared:localhost", id)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(format!(r#"{{"n":{n}}}"#).as_str())
+        );
+    }
 }

@@ -1,0 +1,45 @@
+//! Operations endpoints: `GET /_converge/health`, and the Prometheus `/metrics` router
+//! served on its own listener.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{StatusCode, header};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/_converge/health", get(health))
+}
+
+/// The metrics listener's router.
+pub fn metrics_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let (backend, store_ok) = state.services.store_health().await;
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let (gateways, gateways_ok) = state.gateways.health();
+    let body = json!({
+        "status": if store_ok && gateways_ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": { "backend": backend, "ok": store_ok },
+        "gateways": gateways,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render(&state.services.writer_stats());
+    crate::metrics::render_gateways(&mut text, &state.gateways.stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

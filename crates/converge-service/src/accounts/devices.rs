@@ -1,0 +1,79 @@
+//! A user's devices: listing, renaming, and deleting them (behind password confirmation),
+//! which ends their sessions.
+
+use std::sync::Arc;
+
+use converge_store::{Device, Store, StoreError};
+use ruma::api::client::uiaa::AuthData;
+
+use super::{Interactive, Sessions, check_display_name};
+use crate::caller::Caller;
+use crate::error::{Error, Result};
+
+pub struct Devices {
+    store: Store,
+    sessions: Arc<Sessions>,
+    interactive: Arc<Interactive>,
+}
+
+impl Devices {
+    pub fn new(store: Store, sessions: Arc<Sessions>, interactive: Arc<Interactive>) -> Self {
+        Self {
+            store,
+            sessions,
+            interactive,
+        }
+    }
+
+    /// `GET /devices`.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Device>> {
+        Ok(self.store.devices(&caller.localpart).await?)
+    }
+
+    /// `GET /devices/{deviceId}`.
+    pub async fn get(&self, caller: &Caller, device_id: &str) -> Result<Device> {
+        self.store
+            .device(&caller.localpart, device_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such device".into()))
+    }
+
+    /// `PUT /devices/{deviceId}`.
+    pub async fn rename(
+        &self,
+        caller: &Caller,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<()> {
+        check_display_name(display_name)?;
+        match self
+            .store
+            .set_device_display_name(&caller.localpart, device_id, display_name)
+            .await
+        {
+            Err(StoreError::NotFound) => Err(Error::NotFound("no such device".into())),
+            other => Ok(other?),
+        }
+    }
+
+    /// `DELETE /devices/{deviceId}` and `POST /delete_devices`, behind password UIA.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        device_ids: &[String],
+        auth: Option<AuthData>,
+    ) -> Result<()> {
+        let session = self
+            .interactive
+            .confirm_password(caller, "delete_devices", auth)
+            .await?;
+        self.store
+            .delete_devices(&caller.localpart, device_ids)
+            .await?;
+        for device_id in device_ids {
+            self.sessions.forget(&caller.localpart, Some(device_id));
+        }
+        self.interactive.complete(&session);
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Profiles: display names and avatars, announced in the user's rooms when they change.
+
+use std::sync::Arc;
+
+use converge_store::Store;
+use ruma::UserId;
+
+use super::check_display_name;
+use crate::caller::Caller;
+use crate::error::{Error, Result};
+use crate::rooms::Rooms;
+
+/// Longest avatar URL, in bytes.
+const MAX_AVATAR_URL_BYTES: usize = 1000;
+
+/// A user's public profile.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+pub struct Profiles {
+    store: Store,
+    server_name: String,
+    /// Profile changes are announced in the user's rooms.
+    rooms: Arc<Rooms>,
+}
+
+impl Profiles {
+    pub fn new(store: Store, server_name: String, rooms: Arc<Rooms>) -> Self {
+        Self {
+            store,
+            server_name,
+            rooms,
+        }
+    }
+
+    /// `GET /profile/{userId}`.
+    pub async fn get(&self, user_id: &UserId) -> Result<Profile> {
+        let missing = || Error::NotFound("no such user".into());
+        if user_id.server_name().as_str() != self.server_name {
+            return Err(missing());
+        }
+        let user = self
+            .store
+            .user(user_id.localpart())
+            .await?
+            .ok_or_else(missing)?;
+        Ok(Profile {
+            displayname: user.displayname,
+            avatar_url: user.avatar_url,
+        })
+    }
+
+    /// `PUT /profile/{userId}/displayname`.
+    pub async fn set_displayname(
+        &self,
+        caller: &Caller,
+        user_id: &UserId,
+        value: Option<&str>,
+    ) -> Result<()> {
+        check_own_profile(caller, user_id)?;
+        let value = value.filter(|v| !v.is_empty());
+        check_display_name(value)?;
+        self.store.set_displayname(&caller.localpart, value).await?;
+        self.rooms.update_profile(caller.user_id.as_str()).await
+    }
+
+    /// `PUT /profile/{userId}/avatar_url`.
+    pub async fn set_avatar_url(
+        &self,
+        caller: &Caller,
+        user_id: &UserId,
+        value: Option<&str>,
+    ) -> Result<()> {
+        check_own_profile(caller, user_id)?;
+        let value = value.filter(|v| !v.is_empty());
+        if let Some(url) = value
+            && (url.len() > MAX_AVATAR_URL_BYTES || <&ruma::MxcUri>::from(url).validate().is_err())
+        {
+            return Err(Error::InvalidParam(
+                "avatar_url must be an mxc:// URI".into(),
+            ));
+        }
+        self.store.set_avatar_url(&caller.localpart, value).await?;
+        self.rooms.update_profile(caller.user_id.as_str()).await
+    }
+}
+
+fn check_own_profile(caller: &Caller, user_id: &UserId) -> Result<()> {
+    if user_id != caller.user_id {
+        return Err(Error::forbidden("you can only change your own profile"));
+    }
+    Ok(())
+}

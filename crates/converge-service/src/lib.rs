@@ -1,0 +1,184 @@
+//! The service layer: what the server does, independent of HTTP.
+//!
+//! Handlers and gateways call these services; only services hold the store. Each service
+//! is a plain struct holding exactly what it needs, built once in [`Services::new`]; their
+//! dependencies form no cycle.
+
+pub mod account_data;
+pub mod accounts;
+pub mod caller;
+pub mod config;
+pub mod directory;
+pub mod ephemeral;
+pub mod error;
+pub mod fetch;
+pub mod filters;
+pub mod ids;
+pub mod keys;
+pub mod media;
+pub mod notifier;
+pub mod password;
+pub mod ratelimit;
+pub mod rooms;
+pub mod stream;
+pub mod sync;
+pub mod timeline;
+pub mod token;
+pub mod uia;
+
+use std::sync::Arc;
+
+use converge_store::{Migration, Store, Tables, WriterStats};
+
+pub use caller::{Caller, Client};
+pub use config::Config;
+pub use error::{Error, Result};
+
+use accounts::{AccountSecurity, Devices, Interactive, Profiles, Registration, Reserved, Sessions};
+
+/// Every service, shared by all requests.
+pub struct Services {
+    pub sessions: Arc<Sessions>,
+    pub registration: Registration,
+    pub devices: Devices,
+    pub profiles: Profiles,
+    pub security: AccountSecurity,
+    pub reserved: Arc<Reserved>,
+    pub rooms: Arc<rooms::Rooms>,
+    pub timeline: timeline::Timeline,
+    pub sync: sync::Sync,
+    pub ephemeral: Arc<ephemeral::Ephemeral>,
+    pub account_data: account_data::AccountData,
+    pub directory: directory::Directory,
+    pub filters: filters::Filters,
+    pub media: media::Media,
+    pub stream: stream::EventStream,
+    pub notifier: Arc<dyn notifier::Notifier>,
+    pub limiter: Arc<ratelimit::RateLimiter>,
+    store: Store,
+}
+
+impl Services {
+    /// Builds the services over `store`. `reserved_prefixes` are the localpart prefixes of
+    /// the gateways' virtual users, which nobody may register.
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        reserved_prefixes: Vec<String>,
+    ) -> std::result::Result<Self, String> {
+        let key = keys::load_or_create(&config.data_dir)?;
+        let limiter = Arc::new(ratelimit::RateLimiter::new(&config.rate_limits));
+        let notifier: Arc<dyn notifier::Notifier> = Arc::new(notifier::LocalNotifier::default());
+        let server_name = config.server_name.clone();
+        let passwords = Arc::new(password::Passwords::default());
+        let rooms = Arc::new(rooms::Rooms::new(
+            store.clone(),
+            server_name.clone(),
+            key,
+            notifier.clone(),
+        ));
+        let ephemeral = Arc::new(ephemeral::Ephemeral::default());
+        let sessions = Arc::new(Sessions::new(
+            store.clone(),
+            server_name.clone(),
+            config.auth.refreshable_token_lifetime,
+            limiter.clone(),
+            passwords.clone(),
+        ));
+        let interactive = Arc::new(Interactive::new(
+            store.clone(),
+            server_name.clone(),
+            passwords.clone(),
+        ));
+        let reserved = Arc::new(Reserved::new(
+            store.clone(),
+            server_name.clone(),
+            config.gateways.bot.clone(),
+            reserved_prefixes,
+        ));
+        Ok(Self {
+            registration: Registration::new(
+                store.clone(),
+                server_name.clone(),
+                config.registration.mode,
+                limiter.clone(),
+                passwords.clone(),
+                sessions.clone(),
+                interactive.clone(),
+                reserved.clone(),
+            ),
+            devices: Devices::new(store.clone(), sessions.clone(), interactive.clone()),
+            profiles: Profiles::new(store.clone(), server_name.clone(), rooms.clone()),
+            security: AccountSecurity::new(
+                store.clone(),
+                passwords,
+                sessions.clone(),
+                interactive,
+                rooms.clone(),
+            ),
+            sessions,
+            reserved,
+            timeline: timeline::Timeline::new(store.clone(), rooms.clone()),
+            sync: sync::Sync::new(
+                store.clone(),
+                rooms.clone(),
+                ephemeral.clone(),
+                notifier.clone(),
+            ),
+            account_data: account_data::AccountData::new(
+                store.clone(),
+                rooms.clone(),
+                notifier.clone(),
+            ),
+            directory: directory::Directory::new(store.clone(), rooms.clone(), server_name),
+            filters: filters::Filters::new(store.clone()),
+            media: media::Media::new(config, store.clone(), limiter.clone()).await?,
+            stream: stream::EventStream::new(store.clone()),
+            rooms,
+            ephemeral,
+            notifier,
+            limiter,
+            store,
+        })
+    }
+
+    /// The tables of a component (a gateway), after applying its pending migrations.
+    pub async fn component_tables(
+        &self,
+        name: &'static str,
+        migrations: &[Migration],
+    ) -> Result<Tables> {
+        Ok(self.store.tables(name, migrations).await?)
+    }
+
+    /// The store's backend (`sqlite` or `postgres`) and whether it answers now.
+    pub async fn store_health(&self) -> (&'static str, bool) {
+        let ok = match self.store.ping().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "health check: the store does not answer");
+                false
+            }
+        };
+        (self.store.backend_name(), ok)
+    }
+
+    /// What the ordered writer has committed so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.store.writer_stats()
+    }
+
+    /// Finishes every queued write and closes the store; called last at shutdown, after
+    /// the long-polls ended (`sync.close()`) and the gateways stopped.
+    pub async fn close_store(&self) {
+        self.store.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
