@@ -42,8 +42,8 @@ pub struct TokenInfo {
     expiry_time: Option<i64>,
 }
 
-impl From<converge_store::RegistrationToken> for TokenInfo {
-    fn from(t: converge_store::RegistrationToken) -> Self {
+impl From<converge_service::accounts::RegistrationToken> for TokenInfo {
+    fn from(t: converge_service::accounts::RegistrationToken) -> Self {
         Self {
             token: t.token,
             uses_allowed: t.uses_allowed,

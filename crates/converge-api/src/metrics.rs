@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use converge_store::WriterStats;
+use converge_service::WriterStats;
 use http::{Method, StatusCode};
 
 /// Upper bounds of the latency histogram buckets, in seconds.

@@ -28,7 +28,9 @@ pub mod uia;
 
 use std::sync::Arc;
 
-use converge_store::{Migration, Store, Tables, WriterStats};
+use converge_store::{Migration, Store, StoreOptions, Tables};
+
+pub use converge_store::WriterStats;
 
 pub use caller::{Caller, Client};
 pub use config::Config;
@@ -59,6 +61,31 @@ pub struct Services {
 }
 
 impl Services {
+    /// Opens the store the configuration names (creating the data directory for SQLite)
+    /// and builds the services over it.
+    pub async fn open(
+        config: &Config,
+        reserved_prefixes: Vec<String>,
+    ) -> std::result::Result<Self, String> {
+        let url = config.store_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                format!(
+                    "cannot create the data directory {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+        }
+        let options = StoreOptions {
+            max_connections: config.limits.max_db_connections,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(&url, options)
+            .await
+            .map_err(|e| format!("cannot open the store: {e}"))?;
+        Self::new(config, store, reserved_prefixes).await
+    }
+
     /// Builds the services over `store`. `reserved_prefixes` are the localpart prefixes of
     /// the gateways' virtual users, which nobody may register.
     pub async fn new(

@@ -4,8 +4,8 @@
 use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 
-use crate::db::on_pool;
 use crate::CONFLICT_RETRIES;
+use crate::db::on_pool;
 use crate::events::{event_columns, event_from_row, fetch_events};
 use crate::{Store, StoreError};
 

@@ -1499,7 +1499,10 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
         }),
         ..Default::default()
     };
-    store.append(WriteOp::Event(Box::new(create))).await.unwrap();
+    store
+        .append(WriteOp::Event(Box::new(create)))
+        .await
+        .unwrap();
     store
         .create_user(&new_user("shared"), None, None)
         .await
@@ -1734,7 +1737,9 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             check(
                 &mut errors,
                 "delete_devices",
-                store.delete_devices(&me, std::slice::from_ref(&device)).await,
+                store
+                    .delete_devices(&me, std::slice::from_ref(&device))
+                    .await,
             );
             check(
                 &mut errors,

@@ -13,7 +13,6 @@ use converge_api::state::AppState;
 use converge_gateways::Gateways;
 use converge_service::Services;
 use converge_service::config::Config;
-use converge_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,13 +22,6 @@ pub use converge_api::app;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open the store: {0}")]
-    Store(#[from] StoreError),
     #[error("cannot start the services: {0}")]
     Services(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -39,29 +31,36 @@ pub enum StartError {
     },
 }
 
-/// Opens the store the configuration names, creating the data directory for SQLite.
-pub async fn open_store(config: &Config) -> Result<Store, StartError> {
-    let url = config.store_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-    }
-    let options = StoreOptions {
-        max_connections: config.limits.max_db_connections,
-        ..StoreOptions::default()
-    };
-    Ok(Store::open(&url, options).await?)
-}
-
 /// Opens the store and builds the services over it (without serving anything), as the
 /// server and the command-line tools do.
 pub async fn services(config: &Config) -> Result<Services, StartError> {
-    let store = open_store(config).await?;
-    Services::new(config, store, converge_gateways::reserved_prefixes())
+    Services::open(config, converge_gateways::reserved_prefixes())
         .await
         .map_err(StartError::Services)
+}
+
+/// Builds everything a request needs (services, gateways) without listening anywhere:
+/// what [`start`] serves, and what tests drive in-process with [`app`].
+pub async fn build(config: Config, base_url: String) -> Result<AppState, StartError> {
+    let services = Arc::new(services(&config).await?);
+    let gateways = Gateways::start(services.clone(), &config.gateways, &base_url)
+        .await
+        .map_err(|e| StartError::Services(format!("gateways: {e}")))?;
+    Ok(AppState {
+        base_url: base_url.into(),
+        config: Arc::new(config),
+        services,
+        gateways,
+        metrics: Arc::default(),
+    })
+}
+
+/// Stops what [`build`] started: the long-polls, the gateways, then the store (after its
+/// queued writes).
+pub async fn stop(state: &AppState) {
+    state.services.sync.close();
+    state.gateways.shutdown().await;
+    state.services.close_store().await;
 }
 
 /// A running server.
@@ -77,23 +76,13 @@ pub struct Server {
 
 /// Starts serving with `config`.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let services = Arc::new(services(&config).await?);
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
     })?;
     let base_url = config.base_url(addr);
-    let gateways = Gateways::start(services.clone(), &config.gateways, &base_url)
-        .await
-        .map_err(|e| StartError::Services(format!("gateways: {e}")))?;
-    let state = AppState {
-        base_url: base_url.into(),
-        config: Arc::new(config),
-        services,
-        gateways,
-        metrics: Arc::default(),
-    };
+    let state = build(config, base_url).await?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![serve(listener, app(state.clone()), stopped.clone())];
     let mut metrics_addr = None;
@@ -142,8 +131,8 @@ impl Server {
     /// queued write and closes the store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // Long-polls end first, so the listeners' graceful shutdown need not wait for them.
         self.state.services.sync.close();
-        self.state.gateways.shutdown().await;
         for task in self.tasks {
             match task.await {
                 Ok(Err(err)) => tracing::warn!(error = %err, "listener ended with an error"),
@@ -151,7 +140,7 @@ impl Server {
                 Ok(Ok(())) => {}
             }
         }
-        self.state.services.close_store().await;
+        stop(&self.state).await;
         tracing::info!("shut down");
     }
 }

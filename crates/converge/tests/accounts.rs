@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, assert_error, password_auth, user_from};
+use common::{Api, App, TestServer, assert_error, password_auth, user_from};
 use converge_service::config::RegistrationMode;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ async fn discovery_endpoints() {
 
 #[tokio::test]
 async fn open_registration_follows_user_interactive_auth() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let (status, challenge) = t
         .post(
             REGISTER,
@@ -112,7 +112,7 @@ async fn open_registration_follows_user_interactive_auth() {
 
 #[tokio::test]
 async fn registration_without_a_name_or_a_login() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let (status, body) = t
         .post(
             REGISTER,
@@ -264,7 +264,7 @@ async fn closed_registration_is_forbidden() {
 
 #[tokio::test]
 async fn concurrent_registration_of_one_name_has_one_winner() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let attempts = (0..8).map(|_| {
         t.post(REGISTER, None, json!({ "username": "popular", "password": "pw-1", "auth": { "type": "m.login.dummy" } }))
     });
@@ -282,7 +282,7 @@ async fn concurrent_registration_of_one_name_has_one_winner() {
 
 #[tokio::test]
 async fn login_variants_and_failures() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     t.register("alice", "pw-alice-1").await;
     for name in ["alice", "Alice", "@alice:localhost"] {
         let (status, body) = t.login(name, "pw-alice-1").await;
@@ -336,7 +336,7 @@ async fn login_variants_and_failures() {
 
 #[tokio::test]
 async fn logout_ends_sessions() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let (_, second) = t.login("alice", "pw-alice-1").await;
     let (_, third) = t.login("alice", "pw-alice-1").await;
@@ -387,10 +387,9 @@ async fn logout_ends_sessions() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_access_tokens_expire() {
-    let t = TestServer::start_with(|c| {
-        c.auth.refreshable_token_lifetime = std::time::Duration::from_secs(1)
-    })
-    .await;
+    let t =
+        App::start_with(|c| c.auth.refreshable_token_lifetime = std::time::Duration::from_secs(1))
+            .await;
     t.register("alice", "pw-alice-1").await;
     let (status, login) = t
         .post(
@@ -438,7 +437,7 @@ async fn refresh_tokens_rotate_and_access_tokens_expire() {
 /// Runs a UIA-protected request: first without auth (expecting the password flow), then
 /// with `password`. Returns the final answer.
 async fn with_password_uia(
-    t: &TestServer,
+    t: &impl Api,
     method: Method,
     path: &str,
     token: &str,
@@ -461,7 +460,7 @@ async fn with_password_uia(
 
 #[tokio::test]
 async fn devices_are_listed_renamed_and_deleted() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let (_, other) = t.login("alice", "pw-alice-1").await;
     let other_id = other["device_id"].as_str().unwrap();
@@ -596,7 +595,7 @@ async fn devices_are_listed_renamed_and_deleted() {
 
 #[tokio::test]
 async fn password_change_logs_out_other_devices() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let (_, other) = t.login("alice", "pw-alice-1").await;
     let path = "/_matrix/client/v3/account/password";
@@ -658,7 +657,7 @@ async fn password_change_logs_out_other_devices() {
 
 #[tokio::test]
 async fn deactivated_accounts_cannot_log_in() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let (_, other) = t.login("alice", "pw-alice-1").await;
     let (status, body) = with_password_uia(
@@ -702,7 +701,7 @@ async fn deactivated_accounts_cannot_log_in() {
 
 #[tokio::test]
 async fn profiles_belong_to_their_owner() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let alice = t.register("alice", "pw-alice-1").await;
     let bob = t.register("bob", "pw-bob-1").await;
     let name = "/_matrix/client/v3/profile/@alice:localhost/displayname";

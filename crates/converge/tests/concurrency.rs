@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, V3, enc};
+use common::{Api, TestServer, V3, enc};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -88,7 +88,11 @@ async fn fifty_clients_at_once_never_get_a_server_error() {
             failures.push(format!("{what}: {status} {body}"));
         }
     }
-    assert!(failures.is_empty(), "{} requests failed: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {failures:#?}",
+        failures.len()
+    );
     // Every message arrived, once.
     let (status, body) = t
         .get(

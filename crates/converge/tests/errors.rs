@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{TestServer, assert_error};
+use common::{Api, App, TestServer, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn unknown_endpoints_and_methods_are_unrecognized() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     assert_error(
         &t.get("/_matrix/client/v3/nonsense", None).await,
         404,
@@ -84,7 +84,7 @@ async fn malformed_bodies_are_not_json() {
 
 #[tokio::test]
 async fn wrongly_shaped_bodies_are_bad_json() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let register = "/_matrix/client/v3/register";
     assert_error(
         &t.post(register, None, json!({ "username": 5, "password": "x" }))
@@ -173,7 +173,7 @@ async fn numbers_out_of_range_are_refused() {
 
 #[tokio::test]
 async fn unknown_fields_are_ignored() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let (status, body) = t
         .post(
             "/_matrix/client/v3/register",
@@ -259,7 +259,7 @@ async fn tokens_are_checked() {
 
 #[tokio::test]
 async fn invalid_and_overlong_user_ids() {
-    let t = TestServer::start().await;
+    let t = App::start().await;
     let register = |name: String| {
         let t = &t;
         async move {
@@ -318,7 +318,7 @@ async fn invalid_and_overlong_user_ids() {
 
 #[tokio::test]
 async fn login_and_register_are_rate_limited() {
-    let t = TestServer::start_with(|c| {
+    let t = App::start_with(|c| {
         c.rate_limits.enabled = true;
         c.rate_limits.login.burst = 3;
         c.rate_limits.login.per_second = 0.01;
@@ -352,7 +352,7 @@ async fn login_and_register_are_rate_limited() {
 
 #[tokio::test]
 async fn failed_logins_per_account_are_limited_across_addresses() {
-    let t = TestServer::start_with(|c| {
+    let t = App::start_with(|c| {
         c.rate_limits.enabled = true;
         c.rate_limits.login_account.burst = 2;
         c.rate_limits.login_account.per_second = 0.01;

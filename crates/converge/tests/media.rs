@@ -6,7 +6,7 @@ mod common;
 use std::io::Cursor;
 
 use axum::response::{Html, IntoResponse, Redirect};
-use common::{TestServer, assert_error};
+use common::{Api, TestServer, assert_error};
 use converge_service::config::LegacyDownload;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

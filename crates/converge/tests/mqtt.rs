@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, User, V3, command, enc, recent_events, room_with_bot, say, wait_for};
+use common::{
+    Api, TestServer, User, V3, command, enc, recent_events, room_with_bot, say, wait_for,
+};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    TestServer, User, V3, command, enc, private_answer, recent_events, room_with_bot, say, wait_for,
+    Api, TestServer, User, V3, command, enc, private_answer, recent_events, room_with_bot, say,
+    wait_for,
 };
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, User, V3, assert_error, create_room, enc, next_txn};
+use common::{Api, TestServer, User, V3, assert_error, create_room, enc, next_txn};
 use converge_service::config::Rate;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

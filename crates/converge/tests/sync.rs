@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, User, V3, assert_error, create_room, enc};
+use common::{Api, TestServer, User, V3, assert_error, create_room, enc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

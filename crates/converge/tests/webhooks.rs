@@ -12,8 +12,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use common::{
-    TestServer, V3, assert_error, command, enc, private_answer, recent_events, room_with_bot, say,
-    wait_for,
+    Api, TestServer, V3, assert_error, command, enc, private_answer, recent_events, room_with_bot,
+    say, wait_for,
 };
 use converge_gateways::signature;
 use converge_service::config::Rate;

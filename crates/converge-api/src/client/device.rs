@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::state::AppState;
 use crate::{Ruma, RumaResponse};
 
-fn to_ruma(d: converge_store::Device) -> device::Device {
+fn to_ruma(d: converge_service::accounts::Device) -> device::Device {
     let mut out = device::Device::new(d.device_id.into());
     out.display_name = d.display_name;
     out.last_seen_ip = d.last_seen_ip;

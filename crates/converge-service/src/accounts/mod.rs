@@ -17,6 +17,7 @@ mod sessions;
 use converge_core::id;
 use ruma::{OwnedUserId, UserId};
 
+pub use converge_store::{Device, RegistrationToken};
 pub use devices::Devices;
 pub use interactive::Interactive;
 pub use profiles::{Profile, Profiles};

@@ -9,9 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use converge::Server;
+use converge_api::state::AppState;
 use converge_service::config::{Config, RegistrationMode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 pub struct TestServer {
     pub server: Server,
@@ -35,20 +37,7 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        };
-        config.registration.mode = RegistrationMode::Open;
-        config.rate_limits.enabled = false;
-        if std::env::var("CONVERGE_TEST_STORE").as_deref() == Ok("postgres") {
-            let base = converge_store::testing::postgres_base_url()
-                .expect("CONVERGE_TEST_STORE=postgres needs CONVERGE_TEST_POSTGRES_URL");
-            config.database_url = converge_store::testing::fresh_postgres_url(&base)
-                .await
-                .expect("test schema");
-        }
+        let mut config = test_config(dir.path()).await;
         adjust(&mut config);
         let server = converge::start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr);
@@ -58,43 +47,6 @@ impl TestServer {
             http: reqwest::Client::new(),
             _dir: dir,
         }
-    }
-
-    /// Sends a request with an optional JSON body and access token; returns the status and
-    /// the JSON body (`Value::Null` if the body is not JSON).
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let bytes = response.bytes().await.expect("body read");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.call(Method::GET, path, token, None).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, token, Some(body)).await
-    }
-
-    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PUT, path, token, Some(body)).await
     }
 
     /// Sends raw bytes as the body of a POST.
@@ -119,32 +71,6 @@ impl TestServer {
         )
     }
 
-    /// Registers `name` through the dummy UIA stage and returns its credentials.
-    pub async fn register(&self, name: &str, password: &str) -> User {
-        let (status, body) = self
-            .post(
-                "/_matrix/client/v3/register",
-                None,
-                json!({ "username": name, "password": password, "auth": { "type": "m.login.dummy" } }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "register {name}: {body}");
-        user_from(&body)
-    }
-
-    pub async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
-        self.post(
-            "/_matrix/client/v3/login",
-            None,
-            json!({
-                "type": "m.login.password",
-                "identifier": { "type": "m.id.user", "user": name },
-                "password": password,
-            }),
-        )
-        .await
-    }
-
     pub async fn stop(self) {
         self.server.shutdown().await;
     }
@@ -162,6 +88,183 @@ impl TestServer {
             http: self.http,
             _dir: dir,
         }
+    }
+}
+
+impl Api for TestServer {
+    /// Sends a request with an optional JSON body and access token; returns the status and
+    /// the JSON body (`Value::Null` if the body is not JSON).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("body read");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// The calls tests make, over a real socket ([`TestServer`]) or in-process ([`App`]).
+pub trait Api {
+    /// Sends a request with an optional JSON body and access token; returns the status and
+    /// the JSON body (`Value::Null` if the body is not JSON).
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> impl Future<Output = (StatusCode, Value)>;
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    /// Registers `name` through the dummy UIA stage and returns its credentials.
+    async fn register(&self, name: &str, password: &str) -> User {
+        let (status, body) = self
+            .post(
+                "/_matrix/client/v3/register",
+                None,
+                json!({ "username": name, "password": password, "auth": { "type": "m.login.dummy" } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "register {name}: {body}");
+        user_from(&body)
+    }
+
+    async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({
+                "type": "m.login.password",
+                "identifier": { "type": "m.id.user", "user": name },
+                "password": password,
+            }),
+        )
+        .await
+    }
+}
+
+/// A configuration for tests: open registration, no rate limits, data in `dir`, and a
+/// fresh PostgreSQL schema when `CONVERGE_TEST_STORE=postgres`.
+async fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    config.registration.mode = RegistrationMode::Open;
+    config.rate_limits.enabled = false;
+    if std::env::var("CONVERGE_TEST_STORE").as_deref() == Ok("postgres") {
+        let base = converge_store::testing::postgres_base_url()
+            .expect("CONVERGE_TEST_STORE=postgres needs CONVERGE_TEST_POSTGRES_URL");
+        config.database_url = converge_store::testing::fresh_postgres_url(&base)
+            .await
+            .expect("test schema");
+    }
+    config
+}
+
+/// The whole application driven in-process through its router (`tower::ServiceExt::oneshot`):
+/// no socket and no port, for tests of what handlers answer. Tests that need a socket
+/// (long-polls, shutdown, crashes, real clients) use [`TestServer`].
+pub struct App {
+    pub state: AppState,
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path()).await;
+        adjust(&mut config);
+        let state = converge::build(config, "http://localhost/".into())
+            .await
+            .expect("the application builds");
+        Self {
+            router: converge::app(state.clone()),
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a prepared request (any method, headers and body) and returns the response.
+    pub async fn send(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> http::Response<axum::body::Body> {
+        self.router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router always answers")
+    }
+
+    pub async fn stop(self) {
+        converge::stop(&self.state).await;
+    }
+}
+
+impl Api for App {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                axum::body::Body::from(body.to_string())
+            }
+            None => axum::body::Body::empty(),
+        };
+        let response = self
+            .send(request.body(body).expect("a valid request"))
+            .await;
+        let status = response.status();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body read")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
