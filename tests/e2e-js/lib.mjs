@@ -61,8 +61,8 @@ export async function api(method, path, { token, body } = {}) {
 
 // ---------------------------------------------------------------- waiting
 
-// Resolves with check()'s first truthy value; checks now and every 100 ms. The timeout error says what we waited for.
-export function waitUntil(what, check, ms = WAIT_MS) {
+// Resolves with check()'s first truthy value; checks now and every `every` ms. The timeout error says what we waited for.
+export function waitUntil(what, check, ms = WAIT_MS, every = 100) {
     return new Promise((resolve, reject) => {
         let busy = false;
         const done = (fn, v) => {
@@ -82,7 +82,7 @@ export function waitUntil(what, check, ms = WAIT_MS) {
                 busy = false;
             }
         };
-        const timer = setInterval(tick, 100);
+        const timer = setInterval(tick, every);
         const timeout = setTimeout(() => {
             const detail = typeof what === "function" ? what() : what;
             done(reject, new Error(`timed out after ${ms} ms waiting for ${detail}`));

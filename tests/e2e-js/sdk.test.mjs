@@ -101,7 +101,7 @@ test("cross-signing, secret storage and key backup; a new device restores the ba
     await waitUntil(`the server's backup ${version} to contain megolm session ${sessionId}`, async () => {
         const res = await api("GET", keysPath, { token });
         return res.status === 200 && res.json.sessions?.[sessionId];
-    }, 60_000);
+    }, 60_000, 500);
     alice.stopClient(); // so the new device cannot get the key any other way than from the backup
 
     // A new device: the user types the recovery key.
