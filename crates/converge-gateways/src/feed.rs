@@ -16,14 +16,12 @@ use crate::Context;
 
 /// The framework's own tables, as a component.
 pub const COMPONENT: &str = "gateways";
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    // Databases made before the gateways owned their tables have it already.
-    sqlite: "CREATE TABLE IF NOT EXISTS gateway_cursors (\
-             name TEXT PRIMARY KEY NOT NULL, stream_pos INTEGER NOT NULL)",
-    postgres: "CREATE TABLE IF NOT EXISTS gateway_cursors (\
-               name TEXT PRIMARY KEY NOT NULL, stream_pos BIGINT NOT NULL)",
-}];
+/// Databases made before the gateways owned their tables have it already.
+pub const MIGRATIONS: &[Migration] = &[Migration::both(
+    1,
+    "CREATE TABLE IF NOT EXISTS gateway_cursors (\
+     name TEXT PRIMARY KEY NOT NULL, stream_pos BIGINT NOT NULL)",
+)];
 
 /// Events read per batch.
 const BATCH: u32 = 200;

@@ -6,84 +6,29 @@ use converge_core::StreamPos;
 use converge_gateways::feed::{self, cursor, set_cursor};
 use converge_gateways::mqtt::tables::{self as mqtt, DeviceRow, TelemetryRow};
 use converge_gateways::webhooks::tables::{self as webhooks, SubscriptionRow, WebhookRow};
-use converge_store::{Statement, Store, StoreOptions, Tables, testing};
+use converge_store::{Migration, Statement, Tables, testing};
 
-struct Harness {
-    store: Store,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
+/// A store under test, and a way to open it again.
+type Harness = testing::TestStore;
+
+/// A component's tables in the store under test.
+async fn tables(h: &Harness, name: &'static str, migrations: &[Migration]) -> Tables {
+    h.store.tables(name, migrations).await.unwrap()
 }
 
-impl Harness {
-    async fn tables(&self, name: &'static str, migrations: &[converge_store::Migration]) -> Tables {
-        self.store.tables(name, migrations).await.unwrap()
-    }
-
-    async fn reopen(&self, name: &'static str, migrations: &[converge_store::Migration]) -> Tables {
-        Store::open(&self.url, StoreOptions::default())
-            .await
-            .unwrap()
-            .tables(name, migrations)
-            .await
-            .unwrap()
-    }
+/// The same tables after a restart.
+async fn reopen(h: &Harness, name: &'static str, migrations: &[Migration]) -> Tables {
+    h.reopen().await.tables(name, migrations).await.unwrap()
 }
 
-async fn sqlite() -> Option<Harness> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("converge.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
-    Some(Harness {
-        store,
-        url,
-        _dir: Some(dir),
-    })
-}
-
-async fn postgres() -> Option<Harness> {
-    let base = testing::postgres_base_url()?;
-    let url = testing::fresh_postgres_url(&base).await.unwrap();
-    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
-    Some(Harness {
-        store,
-        url,
-        _dir: None,
-    })
-}
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(&super::sqlite().await.unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(harness) = super::postgres().await else {
-                        eprintln!("skipped: set {} to run PostgreSQL tests", converge_store::testing::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$test(&harness).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+converge_store::on_both_backends!(
     reader_positions_are_kept,
     outbox_and_reader_position_move_together,
     webhooks_devices_and_bounded_telemetry,
 );
 
 async fn reader_positions_are_kept(h: &Harness) {
-    let tables = h.tables(feed::COMPONENT, feed::MIGRATIONS).await;
+    let tables = tables(h, feed::COMPONENT, feed::MIGRATIONS).await;
     assert_eq!(cursor(&tables, "bot").await.unwrap(), None);
     tables
         .transaction(&[set_cursor("bot", StreamPos(4))])
@@ -93,7 +38,7 @@ async fn reader_positions_are_kept(h: &Harness) {
         .transaction(&[set_cursor("bot", StreamPos(5))])
         .await
         .unwrap();
-    let reopened = h.reopen(feed::COMPONENT, feed::MIGRATIONS).await;
+    let reopened = reopen(h, feed::COMPONENT, feed::MIGRATIONS).await;
     assert_eq!(cursor(&reopened, "bot").await.unwrap(), Some(StreamPos(5)));
 }
 
@@ -108,8 +53,8 @@ async fn fill(store: &webhooks::Store, pos: StreamPos, queued: &[(&str, StreamPo
 }
 
 async fn outbox_and_reader_position_move_together(h: &Harness) {
-    h.tables(feed::COMPONENT, feed::MIGRATIONS).await;
-    let store = webhooks::Store::new(h.tables("webhooks", webhooks::MIGRATIONS).await);
+    tables(h, feed::COMPONENT, feed::MIGRATIONS).await;
+    let store = webhooks::Store::new(tables(h, "webhooks", webhooks::MIGRATIONS).await);
     let sub = SubscriptionRow {
         sub_id: "sub1".into(),
         room_id: "!room:localhost".into(),
@@ -185,7 +130,7 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
     );
 
     // The queue survives a reopen, and goes with its subscription.
-    let reopened = webhooks::Store::new(h.reopen("webhooks", webhooks::MIGRATIONS).await);
+    let reopened = webhooks::Store::new(reopen(h, "webhooks", webhooks::MIGRATIONS).await);
     assert_eq!(reopened.outbox_len("sub1").await.unwrap(), 1);
     assert!(reopened.delete_subscription("sub1").await.unwrap());
     assert!(!reopened.delete_subscription("sub1").await.unwrap());
@@ -201,7 +146,7 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
 }
 
 async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {
-    let hooks = webhooks::Store::new(h.tables("webhooks", webhooks::MIGRATIONS).await);
+    let hooks = webhooks::Store::new(tables(h, "webhooks", webhooks::MIGRATIONS).await);
     let hook = WebhookRow {
         hook_id: "hook1".into(),
         room_id: "!room:localhost".into(),
@@ -221,7 +166,7 @@ async fn webhooks_devices_and_bounded_telemetry(h: &Harness) {
     assert!(hooks.delete_webhook("hook1").await.unwrap());
     assert_eq!(hooks.webhook("hook1").await.unwrap(), None);
 
-    let store = mqtt::Store::new(h.tables("mqtt", mqtt::MIGRATIONS).await);
+    let store = mqtt::Store::new(tables(h, "mqtt", mqtt::MIGRATIONS).await);
     let device = DeviceRow {
         device_id: "kitchen".into(),
         room_id: "!room:localhost".into(),

@@ -124,16 +124,16 @@ impl Services {
             reserved_prefixes,
         ));
         Ok(Self {
-            registration: Registration::new(
-                store.clone(),
-                server_name.clone(),
-                config.registration.mode,
-                limiter.clone(),
-                passwords.clone(),
-                sessions.clone(),
-                interactive.clone(),
-                reserved.clone(),
-            ),
+            registration: Registration {
+                store: store.clone(),
+                server_name: server_name.clone(),
+                mode: config.registration.mode,
+                limiter: limiter.clone(),
+                passwords: passwords.clone(),
+                sessions: sessions.clone(),
+                interactive: interactive.clone(),
+                reserved: reserved.clone(),
+            },
             devices: Devices::new(store.clone(), sessions.clone(), interactive.clone()),
             profiles: Profiles::new(store.clone(), server_name.clone(), rooms.clone()),
             security: AccountSecurity::new(

@@ -24,6 +24,18 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
+impl Migration {
+    /// A change written once for both backends: both accept `TEXT`, `BIGINT` (an integer
+    /// column on SQLite), `BOOLEAN`, `IF NOT EXISTS` and the usual constraints.
+    pub const fn both(version: i64, sql: &'static str) -> Self {
+        Self {
+            version,
+            sqlite: sql,
+            postgres: sql,
+        }
+    }
+}
+
 /// A value bound to a query or read from a row. Nulls carry their type, since PostgreSQL
 /// wants a typed parameter even for `NULL`.
 #[derive(Clone, Debug, PartialEq)]
@@ -310,7 +322,10 @@ where
             raw.type_info().name().to_ascii_uppercase()
         };
         let value = match type_name.as_str() {
-            "INTEGER" | "INT8" | "INT4" | "INT2" => Value::Int(widen_int(row, index, &type_name)?),
+            // PostgreSQL's 32- and 16-bit columns widen to 64 bits.
+            "INT4" => Value::Int(row.try_get::<Option<i32>, _>(index)?.map(i64::from)),
+            "INT2" => Value::Int(row.try_get::<Option<i16>, _>(index)?.map(i64::from)),
+            "INTEGER" | "INT8" => Value::Int(row.try_get(index)?),
             "BOOLEAN" | "BOOL" => Value::Bool(row.try_get(index)?),
             "REAL" | "FLOAT8" | "FLOAT4" | "DOUBLE PRECISION" | "NUMERIC" => {
                 Value::Float(row.try_get(index)?)
@@ -322,20 +337,4 @@ where
         values.push(value);
     }
     Ok(Row { names, values })
-}
-
-/// Reads an integer column as an `i64`, widening PostgreSQL's 32- and 16-bit columns.
-fn widen_int<R>(row: &R, index: usize, type_name: &str) -> Result<Option<i64>, StoreError>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i16>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(match type_name {
-        "INT4" => row.try_get::<Option<i32>, _>(index)?.map(i64::from),
-        "INT2" => row.try_get::<Option<i16>, _>(index)?.map(i64::from),
-        _ => row.try_get::<Option<i64>, _>(index)?,
-    })
 }

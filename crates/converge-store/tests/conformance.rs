@@ -8,81 +8,13 @@ use std::collections::HashSet;
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
     Direction, EventWrite, MediaRow, Migration, NewRoom, NewSession, NewUser, Redaction,
-    RegistrationToken, Statement, Store, StoreError, StoreOptions, ThumbnailRow, Value, WriteOp,
-    testing,
+    RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
 };
 
-/// A store under test plus whatever keeps it alive (a temp dir) and a way to reopen it.
-struct Harness {
-    store: Store,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
+/// A store under test, and a way to open it again.
+type Harness = testing::TestStore;
 
-impl Harness {
-    async fn reopen(&self) -> Store {
-        Store::open(&self.url, StoreOptions::default())
-            .await
-            .expect("reopen store")
-    }
-}
-
-async fn sqlite() -> Option<Harness> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("converge.db").display());
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open sqlite");
-    Some(Harness {
-        store,
-        url,
-        _dir: Some(dir),
-    })
-}
-
-async fn postgres() -> Option<Harness> {
-    let base = testing::postgres_base_url()?;
-    let url = testing::fresh_postgres_url(&base)
-        .await
-        .expect("create test schema");
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .expect("open postgres");
-    Some(Harness {
-        store,
-        url,
-        _dir: None,
-    })
-}
-
-/// Generates one `#[tokio::test]` per backend for each suite function.
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let harness = super::sqlite().await.expect("sqlite always runs");
-                    super::$test(&harness).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(harness) = super::postgres().await else {
-                        eprintln!("skipped: set {} to run PostgreSQL tests", converge_store::testing::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$test(&harness).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+converge_store::on_both_backends!(
     users_are_created_once,
     failed_registration_leaves_no_rows,
     registration_tokens_are_used_up_atomically,

@@ -8,6 +8,8 @@ use ruma::api::client::profile::{
 };
 use serde_json::Value;
 
+use converge_service::accounts::ProfileField;
+
 use crate::error::Result;
 use crate::state::AppState;
 use crate::{Ruma, RumaResponse};
@@ -47,7 +49,12 @@ pub async fn set_display_name(
     state
         .services
         .profiles
-        .set_displayname(caller, &body.user_id, body.displayname.as_deref())
+        .set(
+            caller,
+            &body.user_id,
+            ProfileField::DisplayName,
+            body.displayname.as_deref(),
+        )
         .await?;
     Ok(RumaResponse(set_display_name::v3::Response::new()))
 }
@@ -71,7 +78,7 @@ pub async fn set_avatar_url(
     state
         .services
         .profiles
-        .set_avatar_url(caller, &body.user_id, url)
+        .set(caller, &body.user_id, ProfileField::AvatarUrl, url)
         .await?;
     Ok(RumaResponse(set_avatar_url::v3::Response::new()))
 }

@@ -6,18 +6,9 @@ use converge_store::{Migration, Row, Statement, Tables};
 /// The tables, as migrations of the component `mqtt`. They are created only where missing,
 /// since databases made before the gateways owned their tables have them (with
 /// `secret_hash` added by an older migration).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: "
-        CREATE TABLE IF NOT EXISTS iot_devices (
-            device_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, user_id TEXT NOT NULL,
-            alerts TEXT NOT NULL, created_by TEXT NOT NULL, created_ts INTEGER NOT NULL,
-            secret_hash TEXT);
-        CREATE INDEX IF NOT EXISTS iot_devices_room ON iot_devices (room_id);
-        CREATE TABLE IF NOT EXISTS iot_telemetry (
-            device_id TEXT NOT NULL, ts INTEGER NOT NULL, payload TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS iot_telemetry_device ON iot_telemetry (device_id, ts);",
-    postgres: "
+pub const MIGRATIONS: &[Migration] = &[Migration::both(
+    1,
+    "
         CREATE TABLE IF NOT EXISTS iot_devices (
             device_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, user_id TEXT NOT NULL,
             alerts TEXT NOT NULL, created_by TEXT NOT NULL, created_ts BIGINT NOT NULL,
@@ -26,7 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE IF NOT EXISTS iot_telemetry (
             device_id TEXT NOT NULL, ts BIGINT NOT NULL, payload TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS iot_telemetry_device ON iot_telemetry (device_id, ts);",
-}];
+)];
 
 /// An IoT device bound to a room.
 #[derive(Clone, Debug, PartialEq, Eq)]

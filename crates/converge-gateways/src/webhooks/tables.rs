@@ -6,25 +6,9 @@ use converge_store::{Migration, Row, Statement, Tables, Value};
 
 /// The tables, as migrations of the component `webhooks`. They are created only where
 /// missing, since databases made before the gateways owned their tables have them.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: "
-        CREATE TABLE IF NOT EXISTS webhooks (
-            hook_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, user_id TEXT NOT NULL,
-            secret TEXT NOT NULL, signed BOOLEAN NOT NULL, created_by TEXT NOT NULL,
-            created_ts INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS webhooks_room ON webhooks (room_id);
-        CREATE TABLE IF NOT EXISTS webhook_subscriptions (
-            sub_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, url TEXT NOT NULL,
-            secret TEXT NOT NULL, event_types TEXT NOT NULL, pattern TEXT,
-            created_by TEXT NOT NULL, created_ts INTEGER NOT NULL, after_pos INTEGER NOT NULL,
-            failures INTEGER NOT NULL DEFAULT 0, retry_at INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT);
-        CREATE INDEX IF NOT EXISTS webhook_subscriptions_room ON webhook_subscriptions (room_id);
-        CREATE TABLE IF NOT EXISTS webhook_outbox (
-            sub_id TEXT NOT NULL, stream_pos INTEGER NOT NULL, event_id TEXT NOT NULL,
-            PRIMARY KEY (sub_id, stream_pos));",
-    postgres: "
+pub const MIGRATIONS: &[Migration] = &[Migration::both(
+    1,
+    "
         CREATE TABLE IF NOT EXISTS webhooks (
             hook_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, user_id TEXT NOT NULL,
             secret TEXT NOT NULL, signed BOOLEAN NOT NULL, created_by TEXT NOT NULL,
@@ -40,7 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE IF NOT EXISTS webhook_outbox (
             sub_id TEXT NOT NULL, stream_pos BIGINT NOT NULL, event_id TEXT NOT NULL,
             PRIMARY KEY (sub_id, stream_pos));",
-}];
+)];
 
 /// An incoming webhook: POSTs to it become messages of `user_id` in `room_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]

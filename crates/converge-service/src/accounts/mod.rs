@@ -20,7 +20,7 @@ use ruma::{OwnedUserId, UserId};
 pub use converge_store::{Device, RegistrationToken};
 pub use devices::Devices;
 pub use interactive::Interactive;
-pub use profiles::{Profile, Profiles};
+pub use profiles::{Profile, ProfileField, Profiles};
 pub use registration::{Registration, RegistrationRequest};
 pub use reserved::Reserved;
 pub use security::AccountSecurity;

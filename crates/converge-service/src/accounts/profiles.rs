@@ -13,6 +13,13 @@ use crate::rooms::Rooms;
 /// Longest avatar URL, in bytes.
 const MAX_AVATAR_URL_BYTES: usize = 1000;
 
+/// A field of a profile a user can set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileField {
+    DisplayName,
+    AvatarUrl,
+}
+
 /// A user's public profile.
 #[derive(Debug, Default)]
 pub struct Profile {
@@ -53,44 +60,36 @@ impl Profiles {
         })
     }
 
-    /// `PUT /profile/{userId}/displayname`.
-    pub async fn set_displayname(
+    /// `PUT /profile/{userId}/displayname` and `.../avatar_url`: sets one field of the
+    /// caller's profile (empty clears it) and announces the change in their rooms.
+    pub async fn set(
         &self,
         caller: &Caller,
         user_id: &UserId,
+        field: ProfileField,
         value: Option<&str>,
     ) -> Result<()> {
-        check_own_profile(caller, user_id)?;
-        let value = value.filter(|v| !v.is_empty());
-        check_display_name(value)?;
-        self.store.set_displayname(&caller.localpart, value).await?;
-        self.rooms.update_profile(caller.user_id.as_str()).await
-    }
-
-    /// `PUT /profile/{userId}/avatar_url`.
-    pub async fn set_avatar_url(
-        &self,
-        caller: &Caller,
-        user_id: &UserId,
-        value: Option<&str>,
-    ) -> Result<()> {
-        check_own_profile(caller, user_id)?;
-        let value = value.filter(|v| !v.is_empty());
-        if let Some(url) = value
-            && (url.len() > MAX_AVATAR_URL_BYTES || <&ruma::MxcUri>::from(url).validate().is_err())
-        {
-            return Err(Error::InvalidParam(
-                "avatar_url must be an mxc:// URI".into(),
-            ));
+        if user_id != caller.user_id {
+            return Err(Error::forbidden("you can only change your own profile"));
         }
-        self.store.set_avatar_url(&caller.localpart, value).await?;
+        let value = value.filter(|v| !v.is_empty());
+        match field {
+            ProfileField::DisplayName => {
+                check_display_name(value)?;
+                self.store.set_displayname(&caller.localpart, value).await?;
+            }
+            ProfileField::AvatarUrl => {
+                if let Some(url) = value
+                    && (url.len() > MAX_AVATAR_URL_BYTES
+                        || <&ruma::MxcUri>::from(url).validate().is_err())
+                {
+                    return Err(Error::InvalidParam(
+                        "avatar_url must be an mxc:// URI".into(),
+                    ));
+                }
+                self.store.set_avatar_url(&caller.localpart, value).await?;
+            }
+        }
         self.rooms.update_profile(caller.user_id.as_str()).await
     }
-}
-
-fn check_own_profile(caller: &Caller, user_id: &UserId) -> Result<()> {
-    if user_id != caller.user_id {
-        return Err(Error::forbidden("you can only change your own profile"));
-    }
-    Ok(())
 }

@@ -31,41 +31,22 @@ pub struct RegistrationRequest {
     pub guest: bool,
 }
 
+/// Built by [`crate::Services::new`], which holds the pieces it shares with the other
+/// account services.
 pub struct Registration {
-    store: Store,
-    server_name: String,
-    mode: RegistrationMode,
-    limiter: Arc<RateLimiter>,
-    passwords: Arc<Passwords>,
-    sessions: Arc<Sessions>,
-    interactive: Arc<Interactive>,
-    reserved: Arc<Reserved>,
+    pub(crate) store: Store,
+    pub(crate) server_name: String,
+    pub(crate) mode: RegistrationMode,
+    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) passwords: Arc<Passwords>,
+    /// Registering logs the new user in.
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) interactive: Arc<Interactive>,
+    /// Names the gateways keep for themselves.
+    pub(crate) reserved: Arc<Reserved>,
 }
 
 impl Registration {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Store,
-        server_name: String,
-        mode: RegistrationMode,
-        limiter: Arc<RateLimiter>,
-        passwords: Arc<Passwords>,
-        sessions: Arc<Sessions>,
-        interactive: Arc<Interactive>,
-        reserved: Arc<Reserved>,
-    ) -> Self {
-        Self {
-            store,
-            server_name,
-            mode,
-            limiter,
-            passwords,
-            sessions,
-            interactive,
-            reserved,
-        }
-    }
-
     /// `POST /register`.
     ///
     /// Returns the new user's ID, and credentials unless `inhibit_login` was asked for.
