@@ -246,4 +246,46 @@ impl Store {
                 .bind(i64::from(limit))
         )
     }
+
+    /// How a room's history visibility and `user_id`'s membership changed, oldest first:
+    /// `(position, history_visibility)` and `(position, membership)` as their events set them.
+    pub async fn visibility_changes(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<(Vec<(StreamPos, String)>, Vec<(StreamPos, String)>), StoreError> {
+        let rows: Vec<(i64, String, String)> = on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(
+                "SELECT stream_pos, event_type, json FROM events WHERE room_id = $1 AND \
+                 ((event_type = 'm.room.history_visibility' AND state_key = '') OR \
+                 (event_type = 'm.room.member' AND state_key = $2)) ORDER BY stream_pos",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.try_get("stream_pos")?, row.try_get("event_type")?, row.try_get("json")?));
+            }
+            out
+        });
+        let (mut settings, mut memberships) = (Vec::new(), Vec::new());
+        for (pos, event_type, json) in rows {
+            let content = serde_json::from_str::<serde_json::Value>(&json)
+                .map(|pdu| pdu["content"].clone())
+                .unwrap_or_default();
+            if event_type == "m.room.member" {
+                let membership = content["membership"].as_str().unwrap_or("leave").to_owned();
+                memberships.push((StreamPos(pos), membership));
+            } else {
+                let setting = content["history_visibility"]
+                    .as_str()
+                    .unwrap_or("shared")
+                    .to_owned();
+                settings.push((StreamPos(pos), setting));
+            }
+        }
+        Ok((settings, memberships))
+    }
 }

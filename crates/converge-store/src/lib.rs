@@ -9,8 +9,10 @@ mod accounts;
 mod db;
 mod error;
 mod events;
+mod keys;
 mod media;
 mod migrate;
+mod push;
 mod rooms;
 mod tables;
 pub mod testing;
@@ -22,11 +24,16 @@ use std::time::Duration;
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
 pub use events::Direction;
+pub use keys::{
+    BackupSession, BackupVersion, CrossSigningKey, KeySignature, OneTimeKey, OneTimeKeysAdded,
+    ToDeviceMessage,
+};
 pub use media::{MediaRow, ThumbnailRow};
+pub use push::{NotificationRow, PusherRow, ThreadCounts};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{
-    EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats,
+    EventWrite, NewRoom, PendingWrite, PushAction, Redaction, WriteOp, WriterConfig, WriterStats,
 };
 
 use converge_core::StreamPos;

@@ -283,7 +283,11 @@ async fn sessions_follow_devices(h: &Harness) {
     );
 
     store
-        .delete_devices("alice", &["PHONE".to_owned(), "MISSING".to_owned()])
+        .delete_devices(
+            "alice",
+            "@alice:localhost",
+            &["PHONE".to_owned(), "MISSING".to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(store.session_by_token(b"t-phone-2").await.unwrap(), None);
@@ -294,7 +298,7 @@ async fn sessions_follow_devices(h: &Harness) {
         .await
         .unwrap();
     store
-        .delete_other_devices("alice", Some("TABLET"))
+        .delete_other_devices("alice", "@alice:localhost", Some("TABLET"))
         .await
         .unwrap();
     assert_eq!(store.session_by_token(b"t-laptop").await.unwrap(), None);
@@ -357,7 +361,10 @@ async fn deactivation_ends_every_session(h: &Harness) {
         .create_session("alice", &session("B", b"tb"))
         .await
         .unwrap();
-    store.deactivate_user("alice").await.unwrap();
+    store
+        .deactivate_user("alice", "@alice:localhost")
+        .await
+        .unwrap();
     let user = store.user("alice").await.unwrap().unwrap();
     assert!(user.deactivated);
     assert_eq!(user.displayname, None);
@@ -370,7 +377,7 @@ async fn deactivation_ends_every_session(h: &Harness) {
         Err(StoreError::UserExists)
     ));
     assert!(matches!(
-        store.deactivate_user("ghost").await,
+        store.deactivate_user("ghost", "@ghost:localhost").await,
         Err(StoreError::NotFound)
     ));
 }
@@ -906,6 +913,7 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
         room_id: "!room:localhost".into(),
         receipt_type: "m.read".into(),
         user_id: "@alice:localhost".into(),
+        thread_id: String::new(),
         event_id: event_id.into(),
         ts: 7,
     };
@@ -1670,13 +1678,19 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
                 &mut errors,
                 "delete_devices",
                 store
-                    .delete_devices(&me, std::slice::from_ref(&device))
+                    .delete_devices(
+                        &me,
+                        &format!("@{me}:localhost"),
+                        std::slice::from_ref(&device),
+                    )
                     .await,
             );
             check(
                 &mut errors,
                 "delete_other_devices",
-                store.delete_other_devices(&me, None).await,
+                store
+                    .delete_other_devices(&me, &format!("@{me}:localhost"), None)
+                    .await,
             );
             check(
                 &mut errors,
@@ -1691,7 +1705,9 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             check(
                 &mut errors,
                 "deactivate_user",
-                store.deactivate_user(&me).await,
+                store
+                    .deactivate_user(&me, &format!("@{me}:localhost"))
+                    .await,
             );
             errors
         }));
