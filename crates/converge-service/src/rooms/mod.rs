@@ -21,6 +21,7 @@ use state::{RoomState, StateEntry};
 use super::notifier::Notifier;
 use super::now_ms;
 use crate::error::{Error, Result};
+use crate::push::{PushRules, Recipient};
 
 /// A room's state behind the lock that serialises its events.
 type RoomHandle = Arc<tokio::sync::Mutex<RoomState>>;
@@ -63,6 +64,8 @@ pub struct Rooms {
     server_name: String,
     key: Ed25519KeyPair,
     notifier: Arc<dyn Notifier>,
+    /// Decides whom each new event notifies.
+    push: Arc<PushRules>,
     /// Rooms whose state is in memory. Entries are never stale: only `send` changes a
     /// room, and it updates the entry under the room's lock.
     cache: Mutex<HashMap<String, RoomHandle>>,
@@ -74,6 +77,9 @@ pub struct Rooms {
     /// Transactions whose events are queued but maybe not yet committed, so a retried
     /// request returns the same event even before the first commit finished.
     pending_txns: Mutex<HashMap<(String, String, String), String>>,
+    /// Events queued but maybe not yet committed, so that a redaction (or anything else
+    /// that looks an event up) finds one its sender just got an ID for.
+    queued_events: Mutex<HashMap<String, PersistedEvent>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -98,16 +104,40 @@ impl Rooms {
         server_name: String,
         key: Ed25519KeyPair,
         notifier: Arc<dyn Notifier>,
+        push: Arc<PushRules>,
     ) -> Self {
         Self {
             store,
             server_name,
             key,
             notifier,
+            push,
             cache: Mutex::default(),
             activity: Mutex::default(),
             pending_txns: Mutex::default(),
+            queued_events: Mutex::default(),
         }
+    }
+
+    /// An event by ID, committed or still queued, with its position (`None` while queued).
+    pub async fn event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(Option<StreamPos>, PersistedEvent)>> {
+        let queued = self
+            .queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event_id)
+            .cloned();
+        if let Some(event) = queued {
+            return Ok(Some((None, event)));
+        }
+        Ok(self
+            .store
+            .event(event_id)
+            .await?
+            .map(|(pos, event)| (Some(pos), event)))
     }
 
     pub fn server_name(&self) -> &str {
@@ -216,11 +246,19 @@ impl Rooms {
                 .insert(txn_key.clone(), event_id.clone());
         }
         self.begin_write(&room.room_id);
+        self.queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event_id.clone(), write.event.clone());
         let pending = self.store.enqueue(WriteOp::Event(Box::new(write))).await;
         let pending = match pending {
             Ok(pending) => pending,
             Err(err) => {
                 self.end_write(&room.room_id, None);
+                self.queued_events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&event_id);
                 self.forget_cached(&room.room_id);
                 return Err(err.into());
             }
@@ -247,6 +285,10 @@ impl Rooms {
         };
         let result = write.committed().await;
         self.end_write(&queued.room_id, result.as_ref().ok().copied());
+        self.queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&queued.event_id);
         if let Some(txn_key) = &queued.txn_key {
             self.pending_txns
                 .lock()
@@ -360,6 +402,10 @@ impl Rooms {
             redacted_because: None,
         };
 
+        let push_actions = self
+            .push_actions(room, &persisted, membership.as_ref())
+            .await?;
+
         // Everyone who could see the room before, and the member whose membership changes.
         let mut interested = room.interested();
         if let Some((user, _)) = &membership {
@@ -406,9 +452,57 @@ impl Rooms {
                 new_room,
                 membership,
                 redaction,
+                push_actions,
             },
             interested,
         ))
+    }
+
+    /// Whom a new event notifies: the room's joined members (and an invitee, for their
+    /// invite) by their push rules, with the room's state before the event.
+    async fn push_actions(
+        &self,
+        room: &RoomState,
+        event: &PersistedEvent,
+        membership: Option<&(String, String)>,
+    ) -> Result<Vec<converge_store::PushAction>> {
+        let Ok(client) = pdu::client_event(&event.event_id, &event.json, None) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<(String, Option<String>)> = room
+            .members(auth::Membership::Join)
+            .map(|user| {
+                let name = room
+                    .get("m.room.member", user)
+                    .and_then(|e| e.content.get("displayname"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (user.to_owned(), name)
+            })
+            .collect();
+        let member_count = names.len() as u64;
+        let mut recipients: Vec<Recipient<'_>> = names
+            .iter()
+            .map(|(user, name)| Recipient {
+                user_id: user,
+                display_name: name.as_deref(),
+            })
+            .collect();
+        if let Some((invitee, kind)) = membership
+            && kind == "invite"
+        {
+            recipients.push(Recipient {
+                user_id: invitee,
+                display_name: None,
+            });
+        }
+        // A room whose power levels cannot be read (none is ever accepted so) notifies no one.
+        let Ok(power_levels) = auth::current_power_levels(room.version, room) else {
+            return Ok(Vec::new());
+        };
+        self.push
+            .evaluate(&client, &recipients, &power_levels, member_count)
+            .await
     }
 
     /// What redacting `target` changes, after checking the redaction is allowed.
@@ -418,7 +512,9 @@ impl Rooms {
         sender: &str,
         target: &str,
     ) -> Result<Option<Redaction>> {
-        let Some((_, original)) = self.store.event(target).await? else {
+        // An event still being committed can be redacted too: the redaction is queued
+        // after it, so it commits after it.
+        let Some((_, original)) = self.event(target).await? else {
             return Err(Error::NotFound("the event to redact does not exist".into()));
         };
         if original.room_id != room.room_id {
