@@ -347,7 +347,8 @@ impl Timeline {
         })
     }
 
-    /// `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`, newest first.
+    /// `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`, newest first
+    /// (`dir=b`, the default) or oldest first (`dir=f`).
     pub async fn relations(
         &self,
         caller: &Caller,
@@ -360,7 +361,12 @@ impl Timeline {
             rel_type,
             event_type,
         } = kind;
-        let PageRequest { from, limit, .. } = page;
+        let PageRequest {
+            from,
+            to,
+            backward,
+            limit,
+        } = page;
         let view = self.view(caller.user_id.as_str(), room_id).await?;
         let until = view.readable_until;
         if !self
@@ -371,17 +377,35 @@ impl Timeline {
         {
             return Err(Error::NotFound("no such event in this room".into()));
         }
-        let before = match from {
-            Some(token) => StreamPos(SyncToken::parse(token)?.pos.0 + 1),
-            None => StreamPos(until.0.saturating_add(1)),
-        };
+        // A token names the position just before the next event to read: going back,
+        // events before it and it; going forward, events after it.
         let limit = limit.clamp(1, MAX_PAGE);
+        let from = from.map(SyncToken::parse).transpose()?.map(|t| t.pos);
+        let to = to.map(SyncToken::parse).transpose()?.map(|t| t.pos);
+        let readable_end = StreamPos(until.0.saturating_add(1));
+        let (after, before, direction) = if backward {
+            (
+                to.unwrap_or(StreamPos(0)),
+                from.map_or(readable_end, |p| StreamPos(p.0 + 1))
+                    .min(readable_end),
+                Direction::Backward,
+            )
+        } else {
+            (
+                from.unwrap_or(StreamPos(0)),
+                to.map_or(readable_end, |p| StreamPos(p.0 + 1))
+                    .min(readable_end),
+                Direction::Forward,
+            )
+        };
         let events = self
             .store
-            .relations(room_id, event_id, before, limit)
+            .relations(room_id, event_id, after, before, limit, direction)
             .await?;
-        let next = (events.len() as u32 == limit)
-            .then(|| page_token(StreamPos(events.last().map_or(0, |(p, _)| p.0) - 1)));
+        let next = (events.len() as u32 == limit).then(|| {
+            let last = events.last().map_or(0, |(p, _)| p.0);
+            page_token(StreamPos(if backward { last - 1 } else { last }))
+        });
         let chunk = events
             .iter()
             .filter(|(p, e)| view.visible(*p, e))

@@ -478,22 +478,27 @@ impl Store {
         algorithm: &str,
         auth_data: &str,
     ) -> Result<i64, StoreError> {
-        on_pool!(&self.inner.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            let version: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM key_backup_versions WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .fetch_one(&mut *tx).await?.try_get("v")?;
-            sqlx::query(
-                "INSERT INTO key_backup_versions (user_id, version, algorithm, auth_data, etag, deleted) \
-                 VALUES ($1, $2, $3, $4, 0, FALSE)",
-            )
-            .bind(user_id).bind(version).bind(algorithm).bind(auth_data)
-            .execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(version)
-        })
+        // Two creations at once may pick the same number (PostgreSQL reads the maximum
+        // without locking it); the loser takes the next.
+        for _ in 0..crate::CONFLICT_RETRIES {
+            let attempt = on_pool!(&self.inner.db, pool => {
+                sqlx::query(
+                    "INSERT INTO key_backup_versions (user_id, version, algorithm, auth_data, etag, deleted) \
+                     SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, 0, FALSE \
+                     FROM key_backup_versions WHERE user_id = $1 RETURNING version",
+                )
+                .bind(user_id).bind(algorithm).bind(auth_data)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| row.try_get::<i64, _>("version"))
+            });
+            match attempt {
+                Ok(version) => return Ok(version),
+                Err(err) if StoreError::is_unique_violation(&err) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Contended("key backup versions"))
     }
 
     /// A backup version that is not deleted: the newest if `version` is `None`.
