@@ -1991,7 +1991,7 @@ async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
         json: r#"{"keys":{"ed25519:MPK":"MPK"}}"#.into(),
     };
     store
-        .set_cross_signing_keys(&[master.clone()])
+        .set_cross_signing_keys(std::slice::from_ref(&master))
         .await
         .unwrap();
     let replaced = CrossSigningKey {
@@ -1999,7 +1999,7 @@ async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
         ..master.clone()
     };
     store
-        .set_cross_signing_keys(&[replaced.clone()])
+        .set_cross_signing_keys(std::slice::from_ref(&replaced))
         .await
         .unwrap();
     assert_eq!(
@@ -2014,14 +2014,14 @@ async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
         signature: "sig1".into(),
     };
     store
-        .add_key_signatures(&[signature.clone()])
+        .add_key_signatures(std::slice::from_ref(&signature))
         .await
         .unwrap();
     let newer = KeySignature {
         signature: "sig2".into(),
         ..signature
     };
-    store.add_key_signatures(&[newer.clone()]).await.unwrap();
+    store.add_key_signatures(std::slice::from_ref(&newer)).await.unwrap();
     assert_eq!(
         store.key_signatures(&[alice.to_owned()]).await.unwrap(),
         [newer],
