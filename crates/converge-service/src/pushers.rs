@@ -161,8 +161,12 @@ impl Pushers {
                                 sleep.min(Duration::from_millis((pusher.retry_at - now) as u64));
                             continue;
                         }
-                        if let Err(err) = self.drain(&pusher).await {
-                            tracing::warn!(error = %err, "push delivery could not read or record");
+                        match self.drain(&pusher).await {
+                            Ok(Some(retry_in)) => sleep = sleep.min(retry_in),
+                            Ok(None) => {}
+                            Err(err) => {
+                                tracing::warn!(error = %err, "push delivery could not read or record")
+                            }
                         }
                     }
                 }
@@ -177,8 +181,9 @@ impl Pushers {
         }
     }
 
-    /// Delivers one pusher's waiting notifications, in order, until one fails.
-    async fn drain(&self, pusher: &PusherRow) -> Result<()> {
+    /// Delivers one pusher's waiting notifications, in order, until one fails; then says
+    /// when to try again.
+    async fn drain(&self, pusher: &PusherRow) -> Result<Option<Duration>> {
         let mut delivered = pusher.delivered_pos;
         let mut failures = pusher.failures;
         loop {
@@ -187,7 +192,7 @@ impl Pushers {
                 .notifications_after(&pusher.user_id, delivered, BATCH)
                 .await?;
             if batch.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             for row in &batch {
                 match self.deliver(pusher, row).await {
@@ -200,7 +205,7 @@ impl Pushers {
                         self.store
                             .delete_pusher(&pusher.user_id, &pusher.app_id, &pusher.pushkey)
                             .await?;
-                        return Ok(());
+                        return Ok(None);
                     }
                     Err(reason) => {
                         failures += 1;
@@ -209,12 +214,12 @@ impl Pushers {
                         self.store
                             .pusher_failed(pusher, now_ms() + wait.as_millis() as i64, &reason)
                             .await?;
-                        return Ok(());
+                        return Ok(Some(wait));
                     }
                 }
             }
             if batch.len() < BATCH as usize {
-                return Ok(());
+                return Ok(None);
             }
         }
     }

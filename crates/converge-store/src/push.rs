@@ -281,12 +281,15 @@ impl Store {
     }
 
     /// How many of a user's notifications are unread, in all rooms: those after each room's
-    /// newest read receipt.
+    /// newest read receipt and, in rooms the user joined, after the join (an invite counts
+    /// until it is accepted).
     pub async fn unread_total(&self, user_id: &str) -> Result<i64, StoreError> {
         on_pool!(&self.inner.db, pool => Ok(sqlx::query(
             "SELECT COUNT(*) AS n FROM event_push_actions a WHERE a.user_id = $1 AND a.stream_pos > \
              COALESCE((SELECT MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id \
-             WHERE r.room_id = a.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0)",
+             WHERE r.room_id = a.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0) \
+             AND a.stream_pos > COALESCE((SELECT m.changed_pos FROM memberships m WHERE m.user_id = $1 \
+             AND m.room_id = a.room_id AND m.membership = 'join'), 0)",
         )
         .bind(user_id)
         .fetch_one(pool).await?.try_get("n")?))

@@ -2021,7 +2021,10 @@ async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
         signature: "sig2".into(),
         ..signature
     };
-    store.add_key_signatures(std::slice::from_ref(&newer)).await.unwrap();
+    store
+        .add_key_signatures(std::slice::from_ref(&newer))
+        .await
+        .unwrap();
     assert_eq!(
         store.key_signatures(&[alice.to_owned()]).await.unwrap(),
         [newer],

@@ -275,12 +275,9 @@ impl Rooms {
     /// Waits for a queued event's commit, then wakes whoever it concerns.
     async fn finish(&self, queued: Queued) -> Result<(String, StreamPos)> {
         let Some(write) = queued.write else {
-            // A repeated transaction: answer with the event it created.
-            let (pos, _) = self
-                .store
-                .event(&queued.event_id)
-                .await?
-                .ok_or_else(|| Error::internal("a transaction's event is missing"))?;
+            // A repeated transaction: answer with the event it created, once the first
+            // request's commit is through (the retry may overtake it).
+            let pos = self.committed_position(&queued.event_id).await?;
             return Ok((queued.event_id, pos));
         };
         let result = write.committed().await;
@@ -305,6 +302,34 @@ impl Rooms {
                 // The cached state already holds the event; reload the room from the store.
                 self.forget_cached(&queued.room_id);
                 Err(err.into())
+            }
+        }
+    }
+
+    /// The position of an event that is committed or about to be: waits (boundedly) while it
+    /// is still queued.
+    async fn committed_position(&self, event_id: &str) -> Result<StreamPos> {
+        let mut committed = self.store.stream_position();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // Looked at before the store: an event leaves the queue only once committed,
+            // so if it was gone here, the store has it below.
+            let queued = self
+                .queued_events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(event_id);
+            if let Some((pos, _)) = self.store.event(event_id).await? {
+                return Ok(pos);
+            }
+            if !queued {
+                return Err(Error::internal("a transaction's event is missing"));
+            }
+            tokio::select! {
+                _ = committed.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::internal("a transaction's event was not committed in time"));
+                }
             }
         }
     }
