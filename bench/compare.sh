@@ -120,6 +120,7 @@ converge_run() { # label database_url [extra bench options]
 if wanted converge; then
     echo "== Converge (SQLite)"
     converge_run converge ""
+    "$BENCH" push-cost --label converge > "$WORK/push-cost.jsonl"
 fi
 if wanted postgres && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
     echo "== Converge (PostgreSQL)"

@@ -43,6 +43,13 @@ metrics = [
     ("Fan-out deliveries/s", "fanout", "deliveries_per_s", "", "high"),
     ("Initial sync, full", "initial_sync", "full_ms", " ms", "low"),
     ("Initial sync, lazy-loading filter", "initial_sync", "lazy_ms", " ms", "low"),
+    ("/keys/query, 1,000 users' devices", "keys", "query_ms", " ms", "low"),
+    ("/keys/claim, 100 devices", "keys", "claim_ms", " ms", "low"),
+    ("To-device to 100 devices, p50 to sync", "to_device", "p50_ms", " ms", "low"),
+    ("To-device to 100 devices, p99 to sync", "to_device", "p99_ms", " ms", "low"),
+    ("Send p50, room of 1,000 members", "big_room", "p50_ms", " ms", "low"),
+    ("CPU per event, room of 1,000 members", "big_room", "cpu_ms_per_event", " ms", "low"),
+    ("CPU per event, room of 2 members", "big_room", "two_member_cpu_ms_per_event", " ms", "low"),
 ]
 memory = [
     ("RSS at idle", "idle_memory", "rss_kib"),
@@ -75,6 +82,9 @@ w("Workloads: " + ", ".join(filter(None, [
     f"fan-out to {fmt(get('converge', 'fanout', 'listeners'))} listeners",
     f"initial sync of {fmt(get('converge', 'initial_sync', 'rooms'))} rooms × {fmt(get('converge', 'initial_sync', 'messages_per_room'))} messages",
     f"{fmt(get('converge', 'idle', 'clients'))} idle long-polls",
+    f"device keys of {fmt(get('converge', 'keys', 'query_users'))} users queried and {fmt(get('converge', 'keys', 'claim_devices'))} one-time keys claimed (medians of 5)",
+    f"{fmt(get('converge', 'to_device', 'rounds'))} to-device messages to {fmt(get('converge', 'to_device', 'devices'))} long-polling devices",
+    f"{fmt(get('converge', 'big_room', 'sends'))} sequential sends into a room of {fmt(get('converge', 'big_room', 'members'))} members and into one of 2",
 ])) + ".")
 w("")
 header = "| Metric | " + " | ".join(servers) + " | Converge vs Synapse |"
@@ -101,7 +111,7 @@ def added(s):
 w("| RSS added by the idle long-polls | " + " | ".join(fmt(added(s), ' MiB') for s in servers) + " | |")
 w("")
 w("Deliveries counted / expected: " + "; ".join(
-    f"{s}: delivery {fmt(get(s, 'delivery', 'count'))}/{fmt(get(s, 'delivery', 'expected'))}, fan-out {fmt(get(s, 'fanout', 'count'))}/{fmt(get(s, 'fanout', 'expected'))}"
+    f"{s}: delivery {fmt(get(s, 'delivery', 'count'))}/{fmt(get(s, 'delivery', 'expected'))}, fan-out {fmt(get(s, 'fanout', 'count'))}/{fmt(get(s, 'fanout', 'expected'))}, to-device {fmt(get(s, 'to_device', 'count'))}/{fmt(get(s, 'to_device', 'expected'))}"
     for s in servers) + ".")
 w("")
 
@@ -116,6 +126,12 @@ targets = [
     ("10,000 idle long-polls ≤ 200 MB RSS (MiB shown)", mib(get("converge", "idle", "rss_with_clients_kib")), lambda v: v * 1024 * 1024 <= 200e6),
     ("… of which the long-polls themselves (MiB shown)", added("converge"), lambda v: v * 1024 * 1024 <= 200e6),
 ]
+push = by.get("converge", {}).get("push_cost")
+big_cpu = get("converge", "big_room", "cpu_ms_per_event")
+push_share = None
+if push and isinstance(big_cpu, (int, float)) and big_cpu:
+    push_share = round(push["us_per_event"] / 1000 / big_cpu * 100, 1)
+targets.append(("Push-rule evaluation ≤ 20% of send CPU, room of 1,000 (% shown)", push_share, lambda v: v <= 20))
 w("## Targets (Converge, embedded SQLite)")
 w("")
 w("| Target | Measured | Met |")
@@ -128,6 +144,13 @@ w("The idle long-polls run last, after fan-out and the initial-sync setup have g
   " what the earlier scenarios left allocated; the row above it isolates what the 10,000 waiting requests add."
   " Synapse's RSS did not grow in this scenario; whether it had accepted all 10,000 connections by the reading was not checked.")
 w("")
+if push:
+    w(f"Push-rule evaluation, measured in process (`converge-bench push-cost`) with Converge's evaluator and the default rules:"
+      f" {fmt(push['us_per_event'], ' µs')} per event for {push['members']} members ({push['notified_per_event']} notified each),"
+      f" against {fmt(big_cpu, ' ms')} of server CPU per event sent into a room of {fmt(get('converge', 'big_room', 'members'))} members"
+      f" ({fmt(get('converge', 'big_room', 'two_member_cpu_ms_per_event'), ' ms')} in a room of 2; the difference is everything a member costs:"
+      f" evaluation, storing each member's notification, and the state the send reads).")
+    w("")
 hooks, mqtt = by.get("converge-gateways", {}).get("webhook"), by.get("converge-gateways", {}).get("mqtt")
 embedded = by.get("converge-embedded-broker", {}).get("mqtt")
 if hooks or mqtt or embedded:

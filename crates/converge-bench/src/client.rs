@@ -19,6 +19,7 @@ pub struct Client {
 pub struct Session {
     pub user_id: String,
     pub token: String,
+    pub device_id: String,
 }
 
 impl Client {
@@ -83,6 +84,24 @@ impl Client {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// POSTs JSON to a client-server API path and wants a 200.
+    pub async fn post(&self, s: &Session, path: &str, body: &Value) -> Result<Value> {
+        Self::ok(
+            path,
+            self.call(reqwest::Method::POST, path, Some(&s.token), Some(body))
+                .await?,
+        )
+    }
+
+    /// PUTs JSON to a client-server API path and wants a 200.
+    pub async fn put(&self, s: &Session, path: &str, body: &Value) -> Result<Value> {
+        Self::ok(
+            path,
+            self.call(reqwest::Method::PUT, path, Some(&s.token), Some(body))
+                .await?,
+        )
+    }
+
     fn ok(path: &str, (status, body): (u16, Value)) -> Result<Value> {
         if status == 200 {
             Ok(body)
@@ -113,6 +132,7 @@ impl Client {
                 .as_str()
                 .ok_or("no access_token")?
                 .to_owned(),
+            device_id: done["device_id"].as_str().unwrap_or_default().to_owned(),
         })
     }
 

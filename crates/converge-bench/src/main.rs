@@ -35,10 +35,10 @@ enum Command {
         #[arg(long)]
         smoke: bool,
         /// Scenarios to run (comma-separated): seq,concurrent,delivery,fanout,initial_sync,idle,
-        /// and webhook, mqtt (Converge's gateways; not run by default).
+        /// keys,to_device,big_room, and webhook, mqtt (Converge's gateways; not run by default).
         #[arg(
             long,
-            default_value = "seq,concurrent,delivery,fanout,initial_sync,idle"
+            default_value = "seq,concurrent,delivery,fanout,initial_sync,idle,keys,to_device,big_room"
         )]
         scenarios: String,
         /// Override the number of idle long-polling clients.
@@ -53,6 +53,16 @@ enum Command {
         /// The server's `gateways.mqtt.topic_prefix`.
         #[arg(long, default_value = "converge")]
         mqtt_prefix: String,
+    },
+    /// Push-rule evaluation per event in a room of many members, in process with Converge's
+    /// evaluator and the default rules.
+    PushCost {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        #[arg(long, default_value = "converge")]
+        label: String,
     },
     /// Kill -9 a Converge server during a burst of sends, restart it, and check every
     /// acknowledged event is stored exactly once.
@@ -133,6 +143,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     "initial_sync" => bench.initial_sync().await?,
                     "idle" => bench.idle_long_polls().await?,
+                    "keys" => bench.keys().await?,
+                    "to_device" => bench.to_device().await?,
+                    "big_room" => bench.big_room().await?,
                     "webhook" => bench.webhook().await?,
                     "mqtt" => {
                         let (host, port) = mqtt_broker
@@ -145,6 +158,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 };
                 emit(&label, scenario, &result);
             }
+            Ok(())
+        }
+        Command::PushCost {
+            members,
+            events,
+            label,
+        } => {
+            let result = converge_bench::push_cost::measure(members.max(2), events)?;
+            emit(&label, "push_cost", &result);
             Ok(())
         }
         Command::CrashCheck { bin, sends } => {

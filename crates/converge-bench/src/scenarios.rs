@@ -29,6 +29,16 @@ pub struct Plan {
     /// MQTT devices and telemetry samples each publishes (the `mqtt` scenario).
     pub mqtt_devices: usize,
     pub mqtt_samples: usize,
+    /// `/keys/query` for this many users' devices; `/keys/claim` from this many devices.
+    pub keys_query_users: usize,
+    pub keys_claim_devices: usize,
+    /// To-device messages: devices each message goes to, and how many are sent.
+    pub to_device_devices: usize,
+    pub to_device_rounds: usize,
+    /// The big room: its members, and the messages sent into it (and into a two-member
+    /// room, for comparison).
+    pub big_room_members: usize,
+    pub big_room_sends: usize,
     /// Every scenario stops by itself after this long.
     pub deadline: Duration,
 }
@@ -50,6 +60,12 @@ impl Plan {
             idle_clients: 10_000,
             mqtt_devices: 10,
             mqtt_samples: 1000,
+            keys_query_users: 1000,
+            keys_claim_devices: 100,
+            to_device_devices: 100,
+            to_device_rounds: 20,
+            big_room_members: 1000,
+            big_room_sends: 200,
             deadline: Duration::from_secs(300),
         }
     }
@@ -70,6 +86,12 @@ impl Plan {
             idle_clients: 20,
             mqtt_devices: 2,
             mqtt_samples: 20,
+            keys_query_users: 5,
+            keys_claim_devices: 3,
+            to_device_devices: 3,
+            to_device_rounds: 2,
+            big_room_members: 5,
+            big_room_sends: 5,
             deadline: Duration::from_secs(60),
         }
     }
@@ -132,6 +154,10 @@ impl Bench {
             .senders
             .max(self.plan.listeners)
             .max(self.plan.fanout)
+            .max(self.plan.keys_query_users)
+            .max(self.plan.keys_claim_devices)
+            .max(self.plan.to_device_devices)
+            .max(self.plan.big_room_members)
             + 2;
         let started = Instant::now();
         let mut users = Vec::with_capacity(needed);
@@ -168,13 +194,14 @@ impl Bench {
         Ok(room)
     }
 
-    /// Sequential send latency: one user, one room, one send at a time.
-    pub async fn sequential_send(&self) -> Result<Value> {
+    /// Sends `count` messages into `room` one at a time as the room's owner; the
+    /// latencies, and the server's CPU time per message.
+    async fn send_one_by_one(&self, room: &str, count: usize, tag: &str) -> Result<Value> {
         let user = &self.users[0];
-        let room = self.room_with(&[]).await?;
-        let mut samples = Vec::with_capacity(self.plan.seq_sends);
+        let mut samples = Vec::with_capacity(count);
         let deadline = Instant::now() + self.plan.deadline;
-        for n in 0..self.plan.seq_sends {
+        let cpu = CpuMeter::start(self.pid);
+        for n in 0..count {
             if Instant::now() > deadline {
                 break;
             }
@@ -182,14 +209,77 @@ impl Bench {
             self.client
                 .send(
                     user,
-                    &room,
-                    &format!("seq{n}"),
-                    &json!({ "msgtype": "m.text", "body": format!("seq {n}") }),
+                    room,
+                    &format!("{tag}{n}"),
+                    &json!({ "msgtype": "m.text", "body": format!("{tag} {n}") }),
                 )
                 .await?;
             samples.push(started.elapsed());
         }
-        Ok(summary(&mut samples))
+        let sent = samples.len();
+        let mut result = summary(&mut samples);
+        result["cpu_ms_per_event"] = json!(cpu.ms_per(sent));
+        Ok(result)
+    }
+
+    /// Sequential send latency: one user, one room, one send at a time.
+    pub async fn sequential_send(&self) -> Result<Value> {
+        let room = self.room_with(&[]).await?;
+        self.send_one_by_one(&room, self.plan.seq_sends, "seq")
+            .await
+    }
+
+    /// Sending into a room of `big_room_members` members, one message at a time, against
+    /// the same in a room of two: what each member costs the send path (push rules are
+    /// evaluated for every member of the room).
+    pub async fn big_room(&self) -> Result<Value> {
+        let members = &self.users[..self.plan.big_room_members.min(self.users.len())];
+        let big = self.room_with(members).await?;
+        let small = self.room_with(&self.users[1..2]).await?;
+        let sends = self.plan.big_room_sends;
+        let big_result = self.send_one_by_one(&big, sends, "big").await?;
+        let small_result = self.send_one_by_one(&small, sends, "small").await?;
+        Ok(json!({
+            "members": members.len(),
+            "sends": sends,
+            "p50_ms": big_result["p50_ms"],
+            "p99_ms": big_result["p99_ms"],
+            "cpu_ms_per_event": big_result["cpu_ms_per_event"],
+            "two_member_p50_ms": small_result["p50_ms"],
+            "two_member_cpu_ms_per_event": small_result["cpu_ms_per_event"],
+        }))
+    }
+
+    /// `/keys/query` for `keys_query_users` users and `/keys/claim` of one key from each of
+    /// `keys_claim_devices` devices (see [`crate::e2ee::keys`]).
+    pub async fn keys(&self) -> Result<Value> {
+        crate::e2ee::keys(
+            &self.client,
+            &self.users,
+            self.plan.keys_query_users,
+            self.plan.keys_claim_devices,
+        )
+        .await
+    }
+
+    /// A to-device message to `to_device_devices` devices at once, `to_device_rounds` times
+    /// (see [`crate::e2ee::to_device`]).
+    pub async fn to_device(&self) -> Result<Value> {
+        let listeners: Vec<Session> = self
+            .users
+            .iter()
+            .skip(1)
+            .take(self.plan.to_device_devices)
+            .cloned()
+            .collect();
+        crate::e2ee::to_device(
+            &self.client,
+            &self.users[0],
+            &listeners,
+            self.plan.to_device_rounds,
+            self.plan.deadline,
+        )
+        .await
     }
 
     /// Concurrent send throughput: `senders` users sending into one room at once; also

@@ -39,6 +39,19 @@ async fn every_scenario_runs_at_smoke_size() {
         plan.senders * plan.sends_per_sender,
         "{webhook}"
     );
+    let keys = bench.keys().await.unwrap();
+    assert_eq!(keys["query_users"], plan.keys_query_users, "{keys}");
+    assert!(keys["claim_ms"].is_number(), "{keys}");
+    let to_device = bench.to_device().await.unwrap();
+    assert_eq!(to_device["count"], to_device["expected"], "{to_device}");
+    let big_room = bench.big_room().await.unwrap();
+    assert_eq!(big_room["members"], plan.big_room_members, "{big_room}");
+    assert!(big_room["cpu_ms_per_event"].is_number(), "{big_room}");
+    let push = converge_bench::push_cost::measure(50, 20).unwrap();
+    assert_eq!(
+        push["notified_per_event"], 49,
+        "default rules notify every other member: {push}"
+    );
     let idle = bench.idle_long_polls().await.unwrap();
     assert_eq!(idle["finished_early"], 0, "idle long-polls wait: {idle}");
     t.stop().await;
