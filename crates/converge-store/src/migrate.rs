@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_device_secrets.sql"),
     ),
+    (8, include_str!("../migrations/sqlite/0008_element.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -33,6 +34,7 @@ const POSTGRES: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_device_secrets.sql"),
     ),
+    (8, include_str!("../migrations/postgres/0008_element.sql")),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between
