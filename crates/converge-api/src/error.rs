@@ -52,6 +52,9 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Upstream(_) => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
         UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
+        ThreepidDenied(_) => (StatusCode::FORBIDDEN, "M_THREEPID_DENIED"),
+        ThreepidAuthFailed(_) => (StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED"),
+        ServerNotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
         Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
     }
@@ -122,6 +125,17 @@ mod tests {
                 "M_LIMIT_EXCEEDED",
             ),
             (Error::UserInUse, 400, "M_USER_IN_USE"),
+            (Error::ThreepidDenied("no".into()), 403, "M_THREEPID_DENIED"),
+            (
+                Error::ThreepidAuthFailed("no".into()),
+                403,
+                "M_THREEPID_AUTH_FAILED",
+            ),
+            (
+                Error::ServerNotTrusted("no".into()),
+                400,
+                "M_SERVER_NOT_TRUSTED",
+            ),
             (Error::internal("secret detail"), 500, "M_UNKNOWN"),
         ];
         for (error, status, code) in cases {

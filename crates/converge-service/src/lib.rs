@@ -7,6 +7,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod caller;
+pub mod calls;
 pub mod config;
 pub mod directory;
 pub mod ephemeral;
@@ -22,6 +23,7 @@ pub mod ratelimit;
 pub mod rooms;
 pub mod stream;
 pub mod sync;
+pub mod third_party;
 pub mod timeline;
 pub mod token;
 pub mod uia;
@@ -57,6 +59,8 @@ pub struct Services {
     pub stream: stream::EventStream,
     pub notifier: Arc<dyn notifier::Notifier>,
     pub limiter: Arc<ratelimit::RateLimiter>,
+    pub calls: calls::Calls,
+    pub third_party: third_party::ThirdParty,
     store: Store,
 }
 
@@ -124,6 +128,8 @@ impl Services {
             reserved_prefixes,
         ));
         Ok(Self {
+            calls: calls::Calls::new(config.calls.turn.clone()),
+            third_party: third_party::ThirdParty,
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),
