@@ -18,6 +18,7 @@ pub mod ids;
 pub mod keys;
 pub mod media;
 pub mod notifier;
+pub mod openid;
 pub mod password;
 pub mod ratelimit;
 pub mod rooms;
@@ -61,6 +62,7 @@ pub struct Services {
     pub limiter: Arc<ratelimit::RateLimiter>,
     pub calls: calls::Calls,
     pub third_party: third_party::ThirdParty,
+    pub openid: openid::OpenId,
     store: Store,
 }
 
@@ -130,6 +132,7 @@ impl Services {
         Ok(Self {
             calls: calls::Calls::new(config.calls.turn.clone()),
             third_party: third_party::ThirdParty,
+            openid: openid::OpenId::new(store.clone(), server_name.clone()),
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),

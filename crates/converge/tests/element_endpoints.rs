@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Api, App, V3, assert_error};
+use common::{Api, App, V3, assert_error, enc};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -174,5 +174,74 @@ async fn third_party_identifiers_are_listed_empty_and_refused() {
             "M_MISSING_TOKEN",
         );
     }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn openid_tokens_identify_their_user_to_third_parties() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let path = format!("{V3}/user/{}/openid/request_token", enc(&alice.user_id));
+    let (status, body) = t.post(&path, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["matrix_server_name"], "localhost");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let userinfo = |token: &str| {
+        format!(
+            "/_matrix/federation/v1/openid/userinfo?access_token={}",
+            enc(token)
+        )
+    };
+    let (status, body) = t.get(&userinfo(&token), None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "sub": alice.user_id }))
+    );
+    // The access token itself is not an OpenID token.
+    assert_error(
+        &t.get(&userinfo(&alice.token), None).await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    assert_error(
+        &t.get(&userinfo("nonsense"), None).await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    assert_error(
+        &t.get("/_matrix/federation/v1/openid/userinfo", None).await,
+        400,
+        "M_MISSING_PARAM",
+    );
+    // Only for yourself, and only signed in.
+    assert_error(
+        &t.post(&path, Some(&bob.token), json!({})).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.post(&path, None, json!({})).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+
+    // A deactivated user's tokens identify nobody.
+    let deactivate = format!("{V3}/account/deactivate");
+    let (status, body) = t.post(&deactivate, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let auth = common::password_auth("alice", "password-alice", &body["session"]);
+    let (status, body) = t
+        .post(&deactivate, Some(&alice.token), json!({ "auth": auth }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_error(
+        &t.get(&userinfo(&token), None).await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
     t.stop().await;
 }

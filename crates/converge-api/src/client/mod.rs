@@ -8,6 +8,7 @@ mod discovery;
 mod ephemeral;
 mod membership;
 mod message;
+mod openid;
 mod profile;
 mod room;
 mod session;
@@ -164,4 +165,5 @@ fn element_routes() -> Router<AppState> {
         .ruma::<acc::bind_3pid::v3::Request, _, _>(threepid::bind_3pid)
         .ruma::<acc::delete_3pid::v3::Request, _, _>(threepid::delete_3pid)
         .ruma::<acc::unbind_3pid::v3::Request, _, _>(threepid::unbind_3pid)
+        .ruma::<acc::request_openid_token::v3::Request, _, _>(openid::request_openid_token)
 }
