@@ -21,6 +21,7 @@ pub mod notifier;
 pub mod openid;
 pub mod password;
 pub mod ratelimit;
+pub mod reports;
 pub mod rooms;
 pub mod stream;
 pub mod sync;
@@ -50,7 +51,7 @@ pub struct Services {
     pub security: AccountSecurity,
     pub reserved: Arc<Reserved>,
     pub rooms: Arc<rooms::Rooms>,
-    pub timeline: timeline::Timeline,
+    pub timeline: Arc<timeline::Timeline>,
     pub sync: sync::Sync,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub account_data: account_data::AccountData,
@@ -63,6 +64,7 @@ pub struct Services {
     pub calls: calls::Calls,
     pub third_party: third_party::ThirdParty,
     pub openid: openid::OpenId,
+    pub reports: reports::Reports,
     store: Store,
 }
 
@@ -129,10 +131,12 @@ impl Services {
             config.gateways.bot.clone(),
             reserved_prefixes,
         ));
+        let timeline = Arc::new(timeline::Timeline::new(store.clone(), rooms.clone()));
         Ok(Self {
             calls: calls::Calls::new(config.calls.turn.clone()),
             third_party: third_party::ThirdParty,
             openid: openid::OpenId::new(store.clone(), server_name.clone()),
+            reports: reports::Reports::new(store.clone(), rooms.clone(), timeline.clone()),
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),
@@ -154,7 +158,7 @@ impl Services {
             ),
             sessions,
             reserved,
-            timeline: timeline::Timeline::new(store.clone(), rooms.clone()),
+            timeline,
             sync: sync::Sync::new(
                 store.clone(),
                 rooms.clone(),

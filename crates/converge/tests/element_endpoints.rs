@@ -8,10 +8,58 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Api, App, V3, assert_error, enc};
+use common::{Api, App, User, V3, assert_error, enc, next_txn};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
+
+async fn create_room(t: &App, user: &User, body: Value) -> String {
+    let (status, body) = t
+        .post(&format!("{V3}/createRoom"), Some(&user.token), body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "createRoom: {body}");
+    body["room_id"].as_str().expect("room_id").to_owned()
+}
+
+async fn send(t: &App, user: &User, room: &str, event_type: &str, content: Value) -> String {
+    let path = format!("{V3}/rooms/{}/send/{event_type}/{}", enc(room), next_txn());
+    let (status, body) = t.put(&path, Some(&user.token), content).await;
+    assert_eq!(status, StatusCode::OK, "send {event_type}: {body}");
+    body["event_id"].as_str().expect("event_id").to_owned()
+}
+
+async fn say(t: &App, user: &User, room: &str, text: &str) -> String {
+    send(
+        t,
+        user,
+        room,
+        "m.room.message",
+        json!({ "msgtype": "m.text", "body": text }),
+    )
+    .await
+}
+
+async fn join(t: &App, user: &User, room: &str) -> (StatusCode, Value) {
+    t.post(
+        &format!("{V3}/join/{}", enc(room)),
+        Some(&user.token),
+        json!({}),
+    )
+    .await
+}
+
+/// A server admin, logged in.
+async fn admin(t: &App) -> User {
+    t.state
+        .services
+        .registration
+        .create_user("root", "pw-root-1".into(), true)
+        .await
+        .unwrap();
+    let (status, body) = t.login("root", "pw-root-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    common::user_from(&body)
+}
 
 #[tokio::test]
 async fn turn_server_is_empty_without_configuration() {
@@ -243,5 +291,160 @@ async fn openid_tokens_identify_their_user_to_third_parties() {
         401,
         "M_UNKNOWN_TOKEN",
     );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn members_report_events_they_can_see_and_admins_list_reports() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let carol = t.register("carol", "password-carol").await;
+    let room = create_room(&t, &alice, json!({ "preset": "public_chat" })).await;
+    let other = create_room(&t, &alice, json!({})).await;
+    assert_eq!(join(&t, &bob, &room).await.0, StatusCode::OK);
+    let event = say(&t, &alice, &room, "something offensive").await;
+    let elsewhere = say(&t, &alice, &other, "in another room").await;
+    let report =
+        |room: &str, event: &str| format!("{V3}/rooms/{}/report/{}", enc(room), enc(event));
+
+    let (status, body) = t
+        .post(
+            &report(&room, &event),
+            Some(&bob.token),
+            json!({ "reason": "rude", "score": -100 }),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    // Neither a non-member, nor a member asking about an event elsewhere or unknown, learns
+    // whether the event exists.
+    assert_error(
+        &t.post(&report(&room, &event), Some(&carol.token), json!({}))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &t.post(&report(&room, &elsewhere), Some(&bob.token), json!({}))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &t.post(
+            &report(&room, "$nothing:localhost"),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &t.post(
+            &report("!nowhere:localhost", &event),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    // A member who left may not report any more.
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/leave", enc(&room)),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(
+        &t.post(&report(&room, &event), Some(&bob.token), json!({}))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_eq!(join(&t, &bob, &room).await.0, StatusCode::OK);
+    for bad in [
+        json!({ "score": 5 }),
+        json!({ "score": "bad" }),
+        json!({ "score": -101 }),
+    ] {
+        assert_error(
+            &t.post(&report(&room, &event), Some(&bob.token), bad).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    assert_error(
+        &t.post(
+            &report(&room, &event),
+            Some(&bob.token),
+            json!({ "reason": "x".repeat(2001) }),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &t.post(&report(&room, &event), None, json!({})).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+
+    // Anyone may report a room, joined or not; an unknown room is not found.
+    let room_report = |room: &str| format!("{V3}/rooms/{}/report", enc(room));
+    let (status, body) = t
+        .post(
+            &room_report(&other),
+            Some(&carol.token),
+            json!({ "reason": "spam room" }),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    assert_error(
+        &t.post(
+            &room_report("!nowhere:localhost"),
+            Some(&carol.token),
+            json!({ "reason": "?" }),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+
+    // Server admins list them, newest first.
+    let list = "/_converge/admin/v1/reports";
+    assert_error(&t.get(list, Some(&bob.token)).await, 403, "M_FORBIDDEN");
+    assert_error(&t.get(list, None).await, 401, "M_MISSING_TOKEN");
+    let root = admin(&t).await;
+    let (status, body) = t.get(list, Some(&root.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reports = body["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2, "{body}");
+    assert_eq!(reports[0]["room_id"], other);
+    assert_eq!(reports[0]["event_id"], Value::Null);
+    assert_eq!(reports[0]["reporter"], carol.user_id);
+    assert_eq!(reports[0]["reason"], "spam room");
+    assert_eq!(reports[1]["event_id"], event);
+    assert_eq!(reports[1]["reporter"], bob.user_id);
+    assert_eq!(reports[1]["reason"], "rude");
+    assert_eq!(reports[1]["score"], -100);
+    assert!(body.get("next_token").is_none(), "{body}");
+    let (_, page) = t.get(&format!("{list}?limit=1"), Some(&root.token)).await;
+    assert_eq!(page["reports"][0]["reason"], "spam room");
+    let next = page["next_token"].as_str().expect("a next page").to_owned();
+    let (_, page) = t
+        .get(&format!("{list}?limit=1&from={next}"), Some(&root.token))
+        .await;
+    assert_eq!(page["reports"][0]["reason"], "rude");
+    for bad in ["?from=garbage", "?from=-1", "?limit=lots"] {
+        assert_error(
+            &t.get(&format!("{list}{bad}"), Some(&root.token)).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
     t.stop().await;
 }

@@ -10,6 +10,7 @@ mod membership;
 mod message;
 mod openid;
 mod profile;
+mod reporting;
 mod room;
 mod session;
 mod sync;
@@ -141,7 +142,7 @@ fn room_routes() -> Router<AppState> {
 /// What Element calls beyond chatting: calls, third parties, OpenID, reports, upgrades,
 /// spaces, threads and jumping to a date.
 fn element_routes() -> Router<AppState> {
-    use ruma::api::client::{account as acc, thirdparty as tp, voip as call};
+    use ruma::api::client::{account as acc, room as rm, thirdparty as tp, voip as call};
     Router::new()
         .ruma::<call::get_turn_server_info::v3::Request, _, _>(voip::get_turn_server)
         .ruma::<tp::get_protocols::v3::Request, _, _>(thirdparty::get_protocols)
@@ -166,4 +167,6 @@ fn element_routes() -> Router<AppState> {
         .ruma::<acc::delete_3pid::v3::Request, _, _>(threepid::delete_3pid)
         .ruma::<acc::unbind_3pid::v3::Request, _, _>(threepid::unbind_3pid)
         .ruma::<acc::request_openid_token::v3::Request, _, _>(openid::request_openid_token)
+        .ruma::<rm::report_content::v3::Request, _, _>(reporting::report_event)
+        .ruma::<rm::report_room::v3::Request, _, _>(reporting::report_room)
 }
