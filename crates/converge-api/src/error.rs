@@ -55,6 +55,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         ThreepidDenied(_) => (StatusCode::FORBIDDEN, "M_THREEPID_DENIED"),
         ThreepidAuthFailed(_) => (StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED"),
         ServerNotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
+        UnableToGrantJoin(_) => (StatusCode::BAD_REQUEST, "M_UNABLE_TO_GRANT_JOIN"),
         Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
     }
@@ -135,6 +136,11 @@ mod tests {
                 Error::ServerNotTrusted("no".into()),
                 400,
                 "M_SERVER_NOT_TRUSTED",
+            ),
+            (
+                Error::UnableToGrantJoin("no".into()),
+                400,
+                "M_UNABLE_TO_GRANT_JOIN",
             ),
             (Error::internal("secret detail"), 500, "M_UNKNOWN"),
         ];

@@ -80,6 +80,9 @@ pub enum Error {
     /// The request names an identity server this server does not trust.
     #[error("{0}")]
     ServerNotTrusted(String),
+    /// The user may join a restricted room, but nobody in it can authorise the join.
+    #[error("{0}")]
+    UnableToGrantJoin(String),
     /// User-interactive authentication must (still) be completed: a 401 with the flows.
     #[error("user-interactive authentication required")]
     Uia(Box<Value>),

@@ -39,6 +39,22 @@ async fn say(t: &App, user: &User, room: &str, text: &str) -> String {
     .await
 }
 
+async fn put_state(
+    t: &App,
+    user: &User,
+    room: &str,
+    event_type: &str,
+    key: &str,
+    content: Value,
+) -> (StatusCode, Value) {
+    t.put(
+        &format!("{V3}/rooms/{}/state/{event_type}/{}", enc(room), enc(key)),
+        Some(&user.token),
+        content,
+    )
+    .await
+}
+
 async fn join(t: &App, user: &User, room: &str) -> (StatusCode, Value) {
     t.post(
         &format!("{V3}/join/{}", enc(room)),
@@ -46,6 +62,17 @@ async fn join(t: &App, user: &User, room: &str) -> (StatusCode, Value) {
         json!({}),
     )
     .await
+}
+
+async fn state(t: &App, user: &User, room: &str, event_type: &str, key: &str) -> Value {
+    let (status, body) = t
+        .get(
+            &format!("{V3}/rooms/{}/state/{event_type}/{}", enc(room), enc(key)),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "state {event_type}: {body}");
+    body
 }
 
 /// A server admin, logged in.
@@ -446,5 +473,137 @@ async fn members_report_events_they_can_see_and_admins_list_reports() {
             "M_INVALID_PARAM",
         );
     }
+    t.stop().await;
+}
+
+/// A public space with Alice and Bob, and a room restricted to the space's members.
+async fn space_and_restricted_room(
+    t: &App,
+    alice: &User,
+    bob: &User,
+    rule: &str,
+) -> (String, String) {
+    let space = create_room(
+        t,
+        alice,
+        json!({ "preset": "public_chat", "creation_content": { "type": "m.space" } }),
+    )
+    .await;
+    assert_eq!(join(t, bob, &space).await.0, StatusCode::OK);
+    let room = create_room(
+        t,
+        alice,
+        json!({ "initial_state": [{
+            "type": "m.room.join_rules",
+            "content": { "join_rule": rule, "allow": [
+                { "type": "m.room_membership", "room_id": space },
+                { "type": "m.other_condition", "room_id": "!ignored:localhost" },
+            ] },
+        }] }),
+    )
+    .await;
+    (space, room)
+}
+
+#[tokio::test]
+async fn restricted_rooms_admit_members_of_the_allowed_rooms() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let carol = t.register("carol", "password-carol").await;
+    let (_, room) = space_and_restricted_room(&t, &alice, &bob, "restricted").await;
+
+    let (status, body) = join(&t, &bob, &room).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let member = state(&t, &alice, &room, "m.room.member", &bob.user_id).await;
+    assert_eq!(member["membership"], "join");
+    assert_eq!(member["join_authorised_via_users_server"], alice.user_id);
+    // Joining again (already joined) needs nobody's authorisation.
+    assert_eq!(join(&t, &bob, &room).await.0, StatusCode::OK);
+
+    assert_error(&join(&t, &carol, &room).await, 403, "M_FORBIDDEN");
+    // A restricted room takes no knocks; an invite still opens it.
+    assert_error(
+        &t.post(
+            &format!("{V3}/knock/{}", enc(&room)),
+            Some(&carol.token),
+            json!({}),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/invite", enc(&room)),
+            Some(&alice.token),
+            json!({ "user_id": carol.user_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(join(&t, &carol, &room).await.0, StatusCode::OK);
+    let member = state(&t, &alice, &room, "m.room.member", &carol.user_id).await;
+    assert!(
+        member.get("join_authorised_via_users_server").is_none(),
+        "{member}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn knock_restricted_rooms_admit_members_and_take_knocks() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let carol = t.register("carol", "password-carol").await;
+    let (_, room) = space_and_restricted_room(&t, &alice, &bob, "knock_restricted").await;
+    let (status, body) = join(&t, &bob, &room).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_error(&join(&t, &carol, &room).await, 403, "M_FORBIDDEN");
+    let (status, body) = t
+        .post(
+            &format!("{V3}/knock/{}", enc(&room)),
+            Some(&carol.token),
+            json!({ "reason": "let me in" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        state(&t, &alice, &room, "m.room.member", &carol.user_id).await["membership"],
+        "knock"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_restricted_join_needs_someone_who_may_invite() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let (space, room) = space_and_restricted_room(&t, &alice, &bob, "restricted").await;
+    // Only Alice may invite, and she leaves: nobody can vouch for Bob.
+    let mut levels = state(&t, &alice, &room, "m.room.power_levels", "").await;
+    levels["invite"] = json!(100);
+    let (status, _) = put_state(&t, &alice, &room, "m.room.power_levels", "", levels).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/leave", enc(&room)),
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(&join(&t, &bob, &room).await, 400, "M_UNABLE_TO_GRANT_JOIN");
+    // Leaving the space takes the right away.
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/leave", enc(&space)),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(&join(&t, &bob, &room).await, 403, "M_FORBIDDEN");
     t.stop().await;
 }
