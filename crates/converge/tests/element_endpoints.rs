@@ -476,6 +476,247 @@ async fn members_report_events_they_can_see_and_admins_list_reports() {
     t.stop().await;
 }
 
+#[tokio::test]
+async fn upgrading_a_room_replaces_it() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let eve = t.register("eve", "password-eve").await;
+    let outsider = t.register("outsider", "password-outsider").await;
+    let old = create_room(
+        &t,
+        &alice,
+        json!({
+            "preset": "public_chat",
+            "visibility": "public",
+            "room_alias_name": "lounge",
+            "name": "Lounge",
+            "topic": "Talk here",
+            "room_version": "10",
+        }),
+    )
+    .await;
+    let alias = "#lounge:localhost";
+    for (event_type, content) in [
+        ("m.room.avatar", json!({ "url": "mxc://localhost/avatar" })),
+        (
+            "m.room.history_visibility",
+            json!({ "history_visibility": "world_readable" }),
+        ),
+        (
+            "m.room.server_acl",
+            json!({ "allow": ["*"], "deny": ["evil.example"], "allow_ip_literals": false }),
+        ),
+        ("com.example.custom", json!({ "kept": false })),
+    ] {
+        let (status, body) = put_state(&t, &alice, &old, event_type, "", content).await;
+        assert_eq!(status, StatusCode::OK, "{event_type}: {body}");
+    }
+    assert_eq!(join(&t, &bob, &old).await.0, StatusCode::OK);
+    assert_eq!(join(&t, &eve, &old).await.0, StatusCode::OK);
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/ban", enc(&old)),
+            Some(&alice.token),
+            json!({ "user_id": eve.user_id, "reason": "spam" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let last_before = say(&t, &alice, &old, "moving house").await;
+
+    let upgrade = format!("{V3}/rooms/{}/upgrade", enc(&old));
+    // Refusals first: a member without the tombstone level, a stranger, unknown versions.
+    assert_error(
+        &t.post(&upgrade, Some(&bob.token), json!({ "new_version": "11" }))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.post(
+            &upgrade,
+            Some(&outsider.token),
+            json!({ "new_version": "11" }),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    for version in ["9", "12", "abc"] {
+        assert_error(
+            &t.post(
+                &upgrade,
+                Some(&alice.token),
+                json!({ "new_version": version }),
+            )
+            .await,
+            400,
+            "M_UNSUPPORTED_ROOM_VERSION",
+        );
+    }
+    assert_error(
+        &t.post(&upgrade, Some(&alice.token), json!({})).await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &t.post(
+            &format!("{V3}/rooms/{}/upgrade", enc("!nowhere:localhost")),
+            Some(&alice.token),
+            json!({ "new_version": "11" }),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+
+    let (status, body) = t
+        .post(&upgrade, Some(&alice.token), json!({ "new_version": "11" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["replacement_room"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+
+    // The old room points at the new one and falls quiet.
+    let tombstone = state(&t, &alice, &old, "m.room.tombstone", "").await;
+    assert_eq!(tombstone["replacement_room"], new);
+    let old_levels = state(&t, &alice, &old, "m.room.power_levels", "").await;
+    assert_eq!(old_levels["events_default"], 50);
+    assert_eq!(old_levels["invite"], 50);
+    assert_error(
+        &t.put(
+            &format!(
+                "{V3}/rooms/{}/send/m.room.message/{}",
+                enc(&old),
+                next_txn()
+            ),
+            Some(&bob.token),
+            json!({ "msgtype": "m.text", "body": "still here?" }),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+
+    // The new room names its predecessor and carries the old room's settings.
+    let create = state(&t, &alice, &new, "m.room.create", "").await;
+    assert_eq!(create["room_version"], "11");
+    assert_eq!(create["predecessor"]["room_id"], old);
+    // The predecessor's last event before the upgrade (the refusals sent nothing).
+    assert_eq!(create["predecessor"]["event_id"], last_before);
+    assert!(
+        create.get("creator").is_none(),
+        "v11 has no creator: {create}"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.name", "").await["name"],
+        "Lounge"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.topic", "").await["topic"],
+        "Talk here"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.avatar", "").await["url"],
+        "mxc://localhost/avatar"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.join_rules", "").await["join_rule"],
+        "public"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.history_visibility", "").await["history_visibility"],
+        "world_readable"
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.server_acl", "").await["deny"],
+        json!(["evil.example"])
+    );
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.canonical_alias", "").await["alias"],
+        alias
+    );
+    let new_levels = state(&t, &alice, &new, "m.room.power_levels", "").await;
+    assert_eq!(new_levels["users"][&alice.user_id], 100);
+    assert_eq!(new_levels["events_default"], 0);
+    assert_eq!(
+        state(&t, &alice, &new, "m.room.member", &eve.user_id).await["membership"],
+        "ban"
+    );
+    // Custom state is not copied: its meaning may depend on who sent it.
+    let (status, _) = t
+        .get(
+            &format!("{V3}/rooms/{}/state/com.example.custom/", enc(&new)),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The alias and the directory listing moved.
+    let (_, resolved) = t
+        .get(&format!("{V3}/directory/room/{}", enc(alias)), None)
+        .await;
+    assert_eq!(resolved["room_id"], new);
+    let listed = |room: &str| format!("{V3}/directory/list/room/{}", enc(room));
+    assert_eq!(t.get(&listed(&new), None).await.1["visibility"], "public");
+    assert_eq!(t.get(&listed(&old), None).await.1["visibility"], "private");
+
+    // Members follow into the new room; the banned stay out.
+    assert_eq!(join(&t, &bob, &new).await.0, StatusCode::OK);
+    assert_error(&join(&t, &eve, &new).await, 403, "M_FORBIDDEN");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn upgrading_a_space_keeps_its_type_and_children() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let space = create_room(
+        &t,
+        &alice,
+        json!({ "creation_content": { "type": "m.space" } }),
+    )
+    .await;
+    let child = create_room(&t, &alice, json!({})).await;
+    let (status, _) = put_state(
+        &t,
+        &alice,
+        &space,
+        "m.space.child",
+        &child,
+        json!({ "via": ["localhost"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A removed child (empty content) stays removed.
+    let gone = create_room(&t, &alice, json!({})).await;
+    put_state(&t, &alice, &space, "m.space.child", &gone, json!({})).await;
+    let (status, body) = t
+        .post(
+            &format!("{V3}/rooms/{}/upgrade", enc(&space)),
+            Some(&alice.token),
+            json!({ "new_version": "10" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["replacement_room"].as_str().unwrap();
+    let create = state(&t, &alice, new, "m.room.create", "").await;
+    assert_eq!(create["type"], "m.space");
+    assert_eq!(create["creator"], alice.user_id);
+    assert_eq!(
+        state(&t, &alice, new, "m.space.child", &child).await["via"],
+        json!(["localhost"])
+    );
+    let (status, _) = t
+        .get(
+            &format!("{V3}/rooms/{}/state/m.space.child/{}", enc(new), enc(&gone)),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
 /// A public space with Alice and Bob, and a room restricted to the space's members.
 async fn space_and_restricted_room(
     t: &App,

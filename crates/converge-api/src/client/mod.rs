@@ -16,6 +16,7 @@ mod session;
 mod sync;
 mod thirdparty;
 mod threepid;
+mod upgrades;
 mod voip;
 
 use axum::Router;
@@ -169,4 +170,5 @@ fn element_routes() -> Router<AppState> {
         .ruma::<acc::request_openid_token::v3::Request, _, _>(openid::request_openid_token)
         .ruma::<rm::report_content::v3::Request, _, _>(reporting::report_event)
         .ruma::<rm::report_room::v3::Request, _, _>(reporting::report_room)
+        .ruma::<rm::upgrade_room::v3::Request, _, _>(upgrades::upgrade_room)
 }
