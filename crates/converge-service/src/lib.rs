@@ -23,6 +23,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod reports;
 pub mod rooms;
+pub mod spaces;
 pub mod stream;
 pub mod sync;
 pub mod third_party;
@@ -65,6 +66,7 @@ pub struct Services {
     pub third_party: third_party::ThirdParty,
     pub openid: openid::OpenId,
     pub reports: reports::Reports,
+    pub spaces: spaces::Spaces,
     store: Store,
 }
 
@@ -137,6 +139,7 @@ impl Services {
             third_party: third_party::ThirdParty,
             openid: openid::OpenId::new(store.clone(), server_name.clone()),
             reports: reports::Reports::new(store.clone(), rooms.clone(), timeline.clone()),
+            spaces: spaces::Spaces::new(store.clone(), rooms.clone()),
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),

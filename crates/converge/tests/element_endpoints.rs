@@ -13,6 +13,8 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+const V1: &str = "/_matrix/client/v1";
+
 async fn create_room(t: &App, user: &User, body: Value) -> String {
     let (status, body) = t
         .post(&format!("{V3}/createRoom"), Some(&user.token), body)
@@ -846,5 +848,283 @@ async fn a_restricted_join_needs_someone_who_may_invite() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_error(&join(&t, &bob, &room).await, 403, "M_FORBIDDEN");
+    t.stop().await;
+}
+
+/// Adds `child` to `space` with an `order` key.
+async fn add_child(t: &App, user: &User, space: &str, child: &str, order: &str, suggested: bool) {
+    let (status, body) = put_state(
+        t,
+        user,
+        space,
+        "m.space.child",
+        child,
+        json!({ "via": ["localhost"], "order": order, "suggested": suggested }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "add child: {body}");
+}
+
+fn room_ids(body: &Value) -> Vec<String> {
+    body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_hierarchy_walks_what_the_requester_may_see() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let outsider = t.register("outsider", "password-outsider").await;
+    // An invite-only space with Bob in it.
+    let space = create_room(
+        &t,
+        &alice,
+        json!({ "name": "Space", "creation_content": { "type": "m.space" }, "invite": [bob.user_id] }),
+    )
+    .await;
+    assert_eq!(join(&t, &bob, &space).await.0, StatusCode::OK);
+    let public = create_room(
+        &t,
+        &alice,
+        json!({ "preset": "public_chat", "name": "Public", "topic": "open" }),
+    )
+    .await;
+    let restricted = create_room(
+        &t,
+        &alice,
+        json!({ "name": "Members", "initial_state": [{
+            "type": "m.room.join_rules",
+            "content": { "join_rule": "restricted", "allow": [{ "type": "m.room_membership", "room_id": space }] },
+        }] }),
+    )
+    .await;
+    let private = create_room(&t, &alice, json!({ "name": "Private" })).await;
+    let subspace = create_room(
+        &t,
+        &alice,
+        json!({ "preset": "public_chat", "name": "Sub", "creation_content": { "type": "m.space" } }),
+    )
+    .await;
+    let deep = create_room(
+        &t,
+        &alice,
+        json!({ "preset": "public_chat", "name": "Deep" }),
+    )
+    .await;
+    add_child(&t, &alice, &space, &public, "a", true).await;
+    add_child(&t, &alice, &space, &restricted, "b", false).await;
+    add_child(&t, &alice, &space, &private, "c", false).await;
+    add_child(&t, &alice, &space, &subspace, "d", true).await;
+    add_child(&t, &alice, &subspace, &deep, "a", true).await;
+    // A loop back to the top, and children that are not valid.
+    add_child(&t, &alice, &subspace, &space, "b", true).await;
+    put_state(
+        &t,
+        &alice,
+        &space,
+        "m.space.child",
+        "!unknown:localhost",
+        json!({ "via": ["localhost"] }),
+    )
+    .await;
+    put_state(
+        &t,
+        &alice,
+        &space,
+        "m.space.child",
+        "not-a-room",
+        json!({ "via": ["localhost"] }),
+    )
+    .await;
+    put_state(
+        &t,
+        &alice,
+        &space,
+        "m.space.child",
+        &deep,
+        json!({ "via": [] }),
+    )
+    .await;
+
+    let hierarchy = |query: &str| format!("{V1}/rooms/{}/hierarchy{query}", enc(&space));
+    let (status, body) = t.get(&hierarchy(""), Some(&bob.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Depth first, children by their order keys; the private room and the loop are left out.
+    assert_eq!(
+        room_ids(&body),
+        [
+            space.as_str(),
+            public.as_str(),
+            restricted.as_str(),
+            subspace.as_str(),
+            deep.as_str()
+        ]
+    );
+    assert!(body.get("next_batch").is_none(), "{body}");
+    let top = &body["rooms"][0];
+    assert_eq!(top["room_type"], "m.space");
+    assert_eq!(top["name"], "Space");
+    assert_eq!(top["num_joined_members"], 2);
+    assert_eq!(top["join_rule"], "invite");
+    // The space lists its valid children (the private one too: it is the space's state).
+    let children: Vec<&str> = top["children_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        children,
+        [
+            &public,
+            &restricted,
+            &private,
+            &subspace,
+            "!unknown:localhost"
+        ]
+    );
+    let first_child = &top["children_state"][0];
+    assert_eq!(first_child["type"], "m.space.child");
+    assert_eq!(first_child["sender"], alice.user_id);
+    assert!(first_child["origin_server_ts"].as_i64().unwrap() > 0);
+    let public_entry = &body["rooms"][1];
+    assert_eq!(public_entry["topic"], "open");
+    // Ruma leaves out `public`, which the spec makes the meaning of no join rule.
+    assert!(
+        public_entry
+            .get("join_rule")
+            .is_none_or(|rule| rule == "public"),
+        "{public_entry}"
+    );
+    assert_eq!(public_entry["children_state"], json!([]));
+    assert!(public_entry.get("room_type").is_none());
+    assert_eq!(body["rooms"][2]["join_rule"], "restricted");
+    assert_eq!(body["rooms"][2]["allowed_room_ids"], json!([space]));
+
+    // Pages of two cover the same walk.
+    let mut seen = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..5 {
+        let query = match &from {
+            Some(token) => format!("?limit=2&from={}", enc(token)),
+            None => "?limit=2".to_owned(),
+        };
+        let (status, page) = t.get(&hierarchy(&query), Some(&bob.token)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page["rooms"].as_array().unwrap().len() <= 2);
+        seen.extend(room_ids(&page));
+        match page["next_batch"].as_str() {
+            Some(next) => from = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            space.as_str(),
+            public.as_str(),
+            restricted.as_str(),
+            subspace.as_str(),
+            deep.as_str()
+        ]
+    );
+
+    // Depth and suggestions narrow the walk.
+    let (_, body) = t.get(&hierarchy("?max_depth=1"), Some(&bob.token)).await;
+    assert_eq!(
+        room_ids(&body),
+        [
+            space.as_str(),
+            public.as_str(),
+            restricted.as_str(),
+            subspace.as_str()
+        ]
+    );
+    let (_, body) = t.get(&hierarchy("?max_depth=0"), Some(&bob.token)).await;
+    assert_eq!(room_ids(&body), [space.as_str()]);
+    let (_, body) = t
+        .get(&hierarchy("?suggested_only=true"), Some(&bob.token))
+        .await;
+    assert_eq!(
+        room_ids(&body),
+        [
+            space.as_str(),
+            public.as_str(),
+            subspace.as_str(),
+            deep.as_str()
+        ]
+    );
+    // Alice sees the private room too.
+    let (_, body) = t.get(&hierarchy(""), Some(&alice.token)).await;
+    assert_eq!(room_ids(&body).len(), 6);
+
+    // A token belongs to its walk; garbage is refused.
+    let (_, page) = t.get(&hierarchy("?limit=1"), Some(&bob.token)).await;
+    let next = page["next_batch"].as_str().unwrap();
+    assert_error(
+        &t.get(
+            &hierarchy(&format!("?limit=1&max_depth=1&from={}", enc(next))),
+            Some(&bob.token),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    for bad in [
+        "?from=garbage",
+        "?from=h999999_10_0",
+        "?limit=-1",
+        "?max_depth=x",
+    ] {
+        assert_error(
+            &t.get(&hierarchy(bad), Some(&bob.token)).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    // Limits are clamped, not refused.
+    let (status, body) = t
+        .get(&hierarchy("?limit=0&max_depth=1000"), Some(&bob.token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(room_ids(&body).len(), 1);
+
+    // Who may not see the space, and unknown rooms, are refused alike.
+    assert_error(
+        &t.get(&hierarchy(""), Some(&outsider.token)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.get(
+            &format!("{V1}/rooms/{}/hierarchy", enc("!nowhere:localhost")),
+            Some(&bob.token),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(&t.get(&hierarchy(""), None).await, 401, "M_MISSING_TOKEN");
+    // A room that is not a space is its own hierarchy; a public one is visible to anyone.
+    let (status, body) = t
+        .get(
+            &format!("{V1}/rooms/{}/hierarchy", enc(&subspace)),
+            Some(&outsider.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(room_ids(&body), [subspace.as_str(), deep.as_str()]);
+    let (_, body) = t
+        .get(
+            &format!("{V1}/rooms/{}/hierarchy", enc(&public)),
+            Some(&outsider.token),
+        )
+        .await;
+    assert_eq!(room_ids(&body), [public.as_str()]);
     t.stop().await;
 }

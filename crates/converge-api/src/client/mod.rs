@@ -13,6 +13,7 @@ mod profile;
 mod reporting;
 mod room;
 mod session;
+mod spaces;
 mod sync;
 mod thirdparty;
 mod threepid;
@@ -143,7 +144,7 @@ fn room_routes() -> Router<AppState> {
 /// What Element calls beyond chatting: calls, third parties, OpenID, reports, upgrades,
 /// spaces, threads and jumping to a date.
 fn element_routes() -> Router<AppState> {
-    use ruma::api::client::{account as acc, room as rm, thirdparty as tp, voip as call};
+    use ruma::api::client::{account as acc, room as rm, space, thirdparty as tp, voip as call};
     Router::new()
         .ruma::<call::get_turn_server_info::v3::Request, _, _>(voip::get_turn_server)
         .ruma::<tp::get_protocols::v3::Request, _, _>(thirdparty::get_protocols)
@@ -171,4 +172,5 @@ fn element_routes() -> Router<AppState> {
         .ruma::<rm::report_content::v3::Request, _, _>(reporting::report_event)
         .ruma::<rm::report_room::v3::Request, _, _>(reporting::report_room)
         .ruma::<rm::upgrade_room::v3::Request, _, _>(upgrades::upgrade_room)
+        .ruma::<space::get_hierarchy::v1::Request, _, _>(spaces::get_hierarchy)
 }
