@@ -14,6 +14,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod fetch;
 pub mod filters;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod media;
@@ -67,6 +68,7 @@ pub struct Services {
     pub openid: openid::OpenId,
     pub reports: reports::Reports,
     pub spaces: spaces::Spaces,
+    pub history: history::History,
     store: Store,
 }
 
@@ -140,6 +142,7 @@ impl Services {
             openid: openid::OpenId::new(store.clone(), server_name.clone()),
             reports: reports::Reports::new(store.clone(), rooms.clone(), timeline.clone()),
             spaces: spaces::Spaces::new(store.clone(), rooms.clone()),
+            history: history::History::new(store.clone(), timeline.clone()),
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),

@@ -1128,3 +1128,270 @@ async fn the_hierarchy_walks_what_the_requester_may_see() {
     assert_eq!(room_ids(&body), [public.as_str()]);
     t.stop().await;
 }
+
+/// The `origin_server_ts` of an event.
+async fn ts_of(t: &App, user: &User, room: &str, event: &str) -> i64 {
+    let (status, body) = t
+        .get(
+            &format!("{V3}/rooms/{}/event/{}", enc(room), enc(event)),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["origin_server_ts"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn timestamp_to_event_finds_the_nearest_visible_event() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let outsider = t.register("outsider", "password-outsider").await;
+    let room = create_room(&t, &alice, json!({ "preset": "public_chat" })).await;
+    assert_eq!(join(&t, &bob, &room).await.0, StatusCode::OK);
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        sent.push(say(&t, &alice, &room, text).await);
+    }
+    let middle_ts = ts_of(&t, &alice, &room, &sent[1]).await;
+    let find = |ts: i64, dir: &str| {
+        format!(
+            "{V1}/rooms/{}/timestamp_to_event?ts={ts}&dir={dir}",
+            enc(&room)
+        )
+    };
+    for dir in ["f", "b"] {
+        let (status, body) = t.get(&find(middle_ts, dir), Some(&bob.token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["event_id"], sent[1], "dir {dir}");
+        assert_eq!(body["origin_server_ts"], middle_ts);
+    }
+    let (_, body) = t.get(&find(middle_ts + 1, "f"), Some(&bob.token)).await;
+    assert_eq!(body["event_id"], sent[2]);
+    let (_, body) = t.get(&find(middle_ts - 1, "b"), Some(&bob.token)).await;
+    assert_eq!(body["event_id"], sent[0]);
+    // From the beginning of time forwards: the room's create event.
+    let (_, body) = t.get(&find(0, "f"), Some(&bob.token)).await;
+    let (_, all_state) = t
+        .get(
+            &format!("{V3}/rooms/{}/state", enc(&room)),
+            Some(&alice.token),
+        )
+        .await;
+    let create_id = all_state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.create")
+        .unwrap()["event_id"]
+        .clone();
+    assert_eq!(body["event_id"], create_id);
+    assert_error(
+        &t.get(&find(4_000_000_000_000, "f"), Some(&bob.token)).await,
+        404,
+        "M_NOT_FOUND",
+    );
+
+    // Bob leaves; what Alice says afterwards is beyond his view.
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{}/leave", enc(&room)),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let after = say(&t, &alice, &room, "after bob left").await;
+    let after_ts = ts_of(&t, &alice, &room, &after).await;
+    let (_, body) = t.get(&find(after_ts, "b"), Some(&alice.token)).await;
+    assert_eq!(body["event_id"], after);
+    let (status, body) = t.get(&find(after_ts, "b"), Some(&bob.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(body["event_id"], after);
+    assert_error(
+        &t.get(&find(after_ts, "f"), Some(&bob.token)).await,
+        404,
+        "M_NOT_FOUND",
+    );
+
+    // Refusals: strangers to a private room, unknown rooms, bad parameters.
+    let private = create_room(&t, &alice, json!({})).await;
+    assert_error(
+        &t.get(
+            &format!("{V1}/rooms/{}/timestamp_to_event?ts=0&dir=f", enc(&private)),
+            Some(&outsider.token),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.get(
+            &format!(
+                "{V1}/rooms/{}/timestamp_to_event?ts=0&dir=f",
+                enc("!nowhere:localhost")
+            ),
+            Some(&alice.token),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    for bad in [
+        "?ts=0&dir=x",
+        "?ts=soon&dir=f",
+        "?dir=f",
+        "?ts=0",
+        "?ts=-5&dir=f",
+    ] {
+        assert_error(
+            &t.get(
+                &format!("{V1}/rooms/{}/timestamp_to_event{bad}", enc(&room)),
+                Some(&alice.token),
+            )
+            .await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    assert_error(&t.get(&find(0, "f"), None).await, 401, "M_MISSING_TOKEN");
+    t.stop().await;
+}
+
+/// Replies in the thread of `root`.
+async fn reply(t: &App, user: &User, room: &str, root: &str, text: &str) -> String {
+    send(
+        t,
+        user,
+        room,
+        "m.room.message",
+        json!({
+            "msgtype": "m.text",
+            "body": text,
+            "m.relates_to": { "rel_type": "m.thread", "event_id": root, "is_falling_back": true, "m.in_reply_to": { "event_id": root } },
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_thread_list_orders_threads_by_their_newest_reply() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let bob = t.register("bob", "password-bob").await;
+    let carol = t.register("carol", "password-carol").await;
+    let outsider = t.register("outsider", "password-outsider").await;
+    let room = create_room(&t, &alice, json!({ "preset": "public_chat" })).await;
+    assert_eq!(join(&t, &bob, &room).await.0, StatusCode::OK);
+    assert_eq!(join(&t, &carol, &room).await.0, StatusCode::OK);
+    let first = say(&t, &alice, &room, "first thread").await;
+    let second = say(&t, &bob, &room, "second thread").await;
+    say(&t, &carol, &room, "no thread here").await;
+    reply(&t, &bob, &room, &first, "bob in the first").await;
+    reply(&t, &bob, &room, &second, "bob in the second").await;
+    let newest = reply(&t, &bob, &room, &first, "bob again in the first").await;
+    // A reaction relates to the root but is no reply.
+    send(
+        &t,
+        &carol,
+        &room,
+        "m.reaction",
+        json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": second, "key": "👍" } }),
+    )
+    .await;
+
+    let threads = |query: &str| format!("{V1}/rooms/{}/threads{query}", enc(&room));
+    let (status, body) = t.get(&threads(""), Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chunk = body["chunk"].as_array().unwrap();
+    let roots: Vec<&str> = chunk
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, [&first, &second]);
+    assert!(body.get("next_batch").is_none(), "{body}");
+    let summary = &chunk[0]["unsigned"]["m.relations"]["m.thread"];
+    assert_eq!(summary["count"], 2);
+    assert_eq!(summary["latest_event"]["event_id"], newest);
+    assert_eq!(
+        summary["latest_event"]["content"]["body"],
+        "bob again in the first"
+    );
+    assert_eq!(
+        summary["current_user_participated"], true,
+        "Alice started it"
+    );
+    assert_eq!(chunk[0]["content"]["body"], "first thread");
+    let summary = &chunk[1]["unsigned"]["m.relations"]["m.thread"];
+    assert_eq!(summary["count"], 1);
+    assert_eq!(summary["current_user_participated"], false);
+
+    // Participation is per reader.
+    let (_, body) = t
+        .get(&threads("?include=participated"), Some(&alice.token))
+        .await;
+    assert_eq!(body["chunk"].as_array().unwrap().len(), 1);
+    let (_, body) = t
+        .get(&threads("?include=participated"), Some(&bob.token))
+        .await;
+    assert_eq!(body["chunk"].as_array().unwrap().len(), 2);
+    let (_, body) = t
+        .get(&threads("?include=participated"), Some(&carol.token))
+        .await;
+    assert_eq!(body["chunk"], json!([]));
+
+    // One thread per page.
+    let (_, page) = t.get(&threads("?limit=1"), Some(&carol.token)).await;
+    assert_eq!(page["chunk"][0]["event_id"], first);
+    let next = page["next_batch"].as_str().unwrap();
+    let (_, page) = t
+        .get(
+            &threads(&format!("?limit=1&from={}", enc(next))),
+            Some(&carol.token),
+        )
+        .await;
+    assert_eq!(page["chunk"][0]["event_id"], second);
+    if let Some(next) = page["next_batch"].as_str() {
+        let (_, last) = t
+            .get(
+                &threads(&format!("?limit=1&from={}", enc(next))),
+                Some(&carol.token),
+            )
+            .await;
+        assert_eq!(last["chunk"], json!([]));
+    }
+
+    // Refusals.
+    let private = create_room(&t, &alice, json!({})).await;
+    assert_error(
+        &t.get(
+            &format!("{V1}/rooms/{}/threads", enc(&private)),
+            Some(&outsider.token),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.get(
+            &format!("{V1}/rooms/{}/threads", enc("!nowhere:localhost")),
+            Some(&alice.token),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    for bad in ["?from=garbage", "?include=mine", "?limit=many"] {
+        assert_error(
+            &t.get(&threads(bad), Some(&alice.token)).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    let (status, _) = t.get(&threads("?limit=100000"), Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(&t.get(&threads(""), None).await, 401, "M_MISSING_TOKEN");
+    t.stop().await;
+}

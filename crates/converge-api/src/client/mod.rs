@@ -16,6 +16,7 @@ mod session;
 mod spaces;
 mod sync;
 mod thirdparty;
+mod threads;
 mod threepid;
 mod upgrades;
 mod voip;
@@ -144,7 +145,9 @@ fn room_routes() -> Router<AppState> {
 /// What Element calls beyond chatting: calls, third parties, OpenID, reports, upgrades,
 /// spaces, threads and jumping to a date.
 fn element_routes() -> Router<AppState> {
-    use ruma::api::client::{account as acc, room as rm, space, thirdparty as tp, voip as call};
+    use ruma::api::client::{
+        account as acc, room as rm, space, thirdparty as tp, threads as th, voip as call,
+    };
     Router::new()
         .ruma::<call::get_turn_server_info::v3::Request, _, _>(voip::get_turn_server)
         .ruma::<tp::get_protocols::v3::Request, _, _>(thirdparty::get_protocols)
@@ -173,4 +176,6 @@ fn element_routes() -> Router<AppState> {
         .ruma::<rm::report_room::v3::Request, _, _>(reporting::report_room)
         .ruma::<rm::upgrade_room::v3::Request, _, _>(upgrades::upgrade_room)
         .ruma::<space::get_hierarchy::v1::Request, _, _>(spaces::get_hierarchy)
+        .ruma::<th::get_threads::v1::Request, _, _>(threads::get_threads)
+        .ruma::<rm::get_event_by_timestamp::v1::Request, _, _>(threads::get_event_by_timestamp)
 }
