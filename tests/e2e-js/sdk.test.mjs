@@ -22,6 +22,15 @@ test("two users reach PREPARED and see each other's device keys", { timeout: 60_
     const [alice, bob] = await users(t, ["alice", "bob"]);
     for (const c of [alice, bob]) assert.ok([sdk.SyncState.Prepared, sdk.SyncState.Syncing].includes(c.getSyncState()));
     const bobKeys = await bob.getCrypto().getOwnDeviceKeys();
+    // Bob's client uploads its keys in the background after its first sync, and the two
+    // share no room that would tell alice when they arrive: wait until the server has them.
+    await waitUntil("bob's device keys on the server", async () => {
+        const answer = await api("POST", "/_matrix/client/v3/keys/query", {
+            token: alice.getAccessToken(),
+            body: { device_keys: { [bob.getUserId()]: [] } },
+        });
+        return answer.json.device_keys?.[bob.getUserId()]?.[bob.getDeviceId()] !== undefined;
+    });
     const devices = await alice.getCrypto().getUserDeviceInfo([bob.getUserId()], true);
     const bobDevice = devices.get(bob.getUserId())?.get(bob.getDeviceId());
     assert.ok(bobDevice, `alice's /keys/query has no device ${bob.getDeviceId()} for bob`);

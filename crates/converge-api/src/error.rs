@@ -37,6 +37,8 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         NotJson(_) => (StatusCode::BAD_REQUEST, "M_NOT_JSON"),
         BadJson(_) => (StatusCode::BAD_REQUEST, "M_BAD_JSON"),
         InvalidParam(_) => (StatusCode::BAD_REQUEST, "M_INVALID_PARAM"),
+        InvalidSignature(_) => (StatusCode::BAD_REQUEST, "M_INVALID_SIGNATURE"),
+        WrongRoomKeysVersion { .. } => (StatusCode::FORBIDDEN, "M_WRONG_ROOM_KEYS_VERSION"),
         MissingParam(_) => (StatusCode::BAD_REQUEST, "M_MISSING_PARAM"),
         TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE"),
         LimitExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED"),
@@ -73,6 +75,11 @@ pub fn body(error: &Error) -> Value {
         Error::LimitExceeded { retry_after_ms } => {
             json!({ "errcode": errcode, "error": error.to_string(), "retry_after_ms": retry_after_ms })
         }
+        Error::WrongRoomKeysVersion { current_version } => json!({
+            "errcode": errcode,
+            "error": error.to_string(),
+            "current_version": current_version,
+        }),
         Error::TooLarge { limit } => json!({
             "errcode": errcode,
             "error": format!("request body is larger than the limit of {limit} bytes"),

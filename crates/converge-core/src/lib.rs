@@ -4,6 +4,7 @@
 //! time and randomness in. That keeps every rule testable with plain tables.
 
 pub mod auth;
+pub mod e2ee;
 pub mod event;
 pub mod id;
 pub mod net;
@@ -11,6 +12,7 @@ pub mod pdu;
 pub mod power_levels;
 pub mod push;
 pub mod room_version;
+pub mod visibility;
 
 pub use auth::{AuthError, AuthState, Candidate, Membership, StateRef};
 pub use event::{PersistedEvent, StreamPos};

@@ -162,14 +162,21 @@ impl AccountData {
         self.write(caller, Some(room_id), "m.tag", content).await
     }
 
-    /// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`.
+    /// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`, for the main timeline or one
+    /// thread (`thread_id` `main` or a thread root) or unthreaded (`None`).
     pub async fn receipt(
         &self,
         caller: &Caller,
         room_id: &str,
         receipt_type: &str,
         event_id: &str,
+        thread_id: Option<&str>,
     ) -> Result<()> {
+        if receipt_type == "m.fully_read" && thread_id.is_some() {
+            return Err(Error::InvalidParam(
+                "m.fully_read receipts cannot be threaded".into(),
+            ));
+        }
         self.rooms
             .require_joined(room_id, caller.user_id.as_str())
             .await?;
@@ -199,6 +206,7 @@ impl AccountData {
                         room_id: room_id.to_owned(),
                         receipt_type: receipt_type.to_owned(),
                         user_id: caller.user_id.to_string(),
+                        thread_id: thread_id.unwrap_or_default().to_owned(),
                         event_id: event_id.to_owned(),
                         ts: now_ms(),
                     })
@@ -233,14 +241,15 @@ impl AccountData {
         read_private: Option<&str>,
     ) -> Result<()> {
         if let Some(event_id) = fully_read {
-            self.receipt(caller, room_id, "m.fully_read", event_id)
+            self.receipt(caller, room_id, "m.fully_read", event_id, None)
                 .await?;
         }
         if let Some(event_id) = read {
-            self.receipt(caller, room_id, "m.read", event_id).await?;
+            self.receipt(caller, room_id, "m.read", event_id, None)
+                .await?;
         }
         if let Some(event_id) = read_private {
-            self.receipt(caller, room_id, "m.read.private", event_id)
+            self.receipt(caller, room_id, "m.read.private", event_id, None)
                 .await?;
         }
         Ok(())

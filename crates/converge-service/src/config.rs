@@ -33,6 +33,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub metrics: MetricsConfig,
     pub media: MediaConfig,
+    pub push: PushConfig,
     pub calls: CallsConfig,
     pub gateways: GatewaysConfig,
 }
@@ -53,6 +54,7 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             metrics: MetricsConfig::default(),
             media: MediaConfig::default(),
+            push: PushConfig::default(),
             calls: CallsConfig::default(),
             gateways: GatewaysConfig::default(),
         }
@@ -216,6 +218,33 @@ impl Default for MediaConfig {
             max_thumbnail_pixels: 32 * 1024 * 1024,
             max_pending_uploads: 20,
             url_preview: UrlPreviewConfig::default(),
+        }
+    }
+}
+
+/// `[push]`: delivery to push gateways (the pushers clients register).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Address ranges push gateways may be at although the blocklist refuses them, and
+    /// ranges never reached.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    /// Time allowed for one delivery.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    /// The longest wait between retries of a failing push gateway.
+    #[serde(with = "human_duration")]
+    pub max_retry_interval: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_retry_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -444,6 +473,8 @@ impl Config {
         for (key, list) in [
             ("media.url_preview.allow", &self.media.url_preview.allow),
             ("media.url_preview.deny", &self.media.url_preview.deny),
+            ("push.allow", &self.push.allow),
+            ("push.deny", &self.push.deny),
         ] {
             for range in list {
                 if let Err(err) = range.parse::<converge_core::net::Cidr>() {

@@ -39,6 +39,12 @@ pub enum Error {
     BadJson(String),
     #[error("{0}")]
     InvalidParam(String),
+    /// A key or an object whose signature does not verify.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A key backup write to a version that is not the current one.
+    #[error("the backup version is not the current one")]
+    WrongRoomKeysVersion { current_version: String },
     #[error("{0}")]
     MissingParam(String),
     #[error("request body too large")]

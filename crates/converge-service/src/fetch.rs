@@ -16,6 +16,13 @@ use url::{Host, Url};
 /// The most redirects followed.
 const MAX_REDIRECTS: usize = 5;
 
+/// The wait before the next delivery after `failures` failed attempts in a row: 1 s, 2 s,
+/// 4 s, ... up to `max` (outgoing webhooks and pushers retry alike).
+pub fn backoff(failures: i64, max: Duration) -> Duration {
+    let exponent = failures.clamp(1, 31) as u32 - 1;
+    Duration::from_secs(1u64 << exponent).min(max)
+}
+
 /// What the refusal says, in errors and in the resolver's error chain.
 pub const BLOCKED: &str = "the address is not allowed";
 
@@ -117,6 +124,16 @@ impl Resolve for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(1, max), Duration::from_secs(1));
+        assert_eq!(backoff(2, max), Duration::from_secs(2));
+        assert_eq!(backoff(5, max), Duration::from_secs(16));
+        assert_eq!(backoff(7, max), max);
+        assert_eq!(backoff(1000, max), max);
+    }
 
     #[test]
     fn literal_addresses_are_checked_before_fetching() {

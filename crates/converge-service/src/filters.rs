@@ -25,6 +25,8 @@ pub struct SyncFilter {
     pub presence: bool,
     pub account_data: bool,
     pub ephemeral: bool,
+    /// Notification counts per thread (`unread_thread_notifications`).
+    pub thread_counts: bool,
 }
 
 impl Default for SyncFilter {
@@ -39,6 +41,7 @@ impl Default for SyncFilter {
             presence: true,
             account_data: true,
             ephemeral: true,
+            thread_counts: false,
         }
     }
 }
@@ -81,6 +84,7 @@ impl From<&FilterDefinition> for SyncFilter {
             presence: enabled(&definition.presence.types),
             account_data: enabled(&definition.account_data.types),
             ephemeral: enabled(&room.ephemeral.types),
+            thread_counts: room.timeline.unread_thread_notifications,
         }
     }
 }

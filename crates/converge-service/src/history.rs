@@ -3,8 +3,9 @@
 //!
 //! Spec: <https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv1roomsroomidtimestamp_to_event>
 //! and <https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv1roomsroomidthreads>.
-//! What a reader may see is decided by [`Timeline`]'s history visibility, the same as for
-//! `/messages`; a room the reader may not view (or that does not exist) is `M_FORBIDDEN`.
+//! What a reader may see is decided by [`Timeline`]'s history visibility, event by event, the
+//! same as for `/messages`; a room the reader may not view (or that does not exist) is
+//! `M_FORBIDDEN`.
 
 use std::sync::Arc;
 
@@ -14,8 +15,13 @@ use serde_json::{Value, json};
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
-use crate::timeline::{Timeline, client_event};
+use crate::timeline::{Timeline, View, client_event};
 use crate::token::{SyncToken, page_token};
+
+/// Events `timestamp_to_event` reads per batch, and the most batches it reads: events the
+/// reader may not see are skipped, but not without bound.
+const NEAR_BATCH: u32 = 100;
+const NEAR_BATCHES: usize = 10;
 
 /// Threads per page when the client names no limit, and the most it may ask for.
 pub const DEFAULT_THREADS: u32 = 20;
@@ -46,14 +52,10 @@ impl History {
         Self { store, timeline }
     }
 
-    /// The last position of the room the caller may read; an unknown room is forbidden
-    /// like any other the caller cannot view, so the answer says nothing about existence.
-    async fn readable_until(&self, caller: &Caller, room_id: &str) -> Result<StreamPos> {
-        match self
-            .timeline
-            .readable_until(caller.user_id.as_str(), room_id)
-            .await
-        {
+    /// What the caller may see of the room; an unknown room is forbidden like any other the
+    /// caller cannot view, so the answer says nothing about existence.
+    async fn view(&self, caller: &Caller, room_id: &str) -> Result<View> {
+        match self.timeline.view(caller.user_id.as_str(), room_id).await {
             Err(Error::NotFound(_)) => Err(Error::forbidden("you may not view this room")),
             other => other,
         }
@@ -68,23 +70,33 @@ impl History {
         ts: i64,
         forward: bool,
     ) -> Result<(String, i64)> {
-        let until = self.readable_until(caller, room_id).await?;
+        let view = self.view(caller, room_id).await?;
         let direction = if forward {
             Direction::Forward
         } else {
             Direction::Backward
         };
-        let found = self
-            .store
-            .events_near_ts(room_id, ts, direction, until, 1)
-            .await?;
-        let (_, event) = found.into_iter().next().ok_or_else(|| {
-            Error::NotFound(format!(
-                "no event from {ts} {} in this room",
-                if forward { "onwards" } else { "backwards" }
-            ))
-        })?;
-        Ok((event.event_id, event.origin_server_ts))
+        // Everything at `ts` counts: start just before its first position going forward,
+        // just after its last going back.
+        let mut cursor = (ts, StreamPos(if forward { 0 } else { i64::MAX }));
+        for _ in 0..NEAR_BATCHES {
+            let batch = self
+                .store
+                .events_near_ts(room_id, cursor, direction, view.readable_until, NEAR_BATCH)
+                .await?;
+            let full = batch.len() as u32 == NEAR_BATCH;
+            if let Some((_, event)) = batch.iter().find(|(pos, e)| view.visible(*pos, e)) {
+                return Ok((event.event_id.clone(), event.origin_server_ts));
+            }
+            match batch.last() {
+                Some((pos, event)) if full => cursor = (event.origin_server_ts, *pos),
+                _ => break,
+            }
+        }
+        Err(Error::NotFound(format!(
+            "no event from {ts} {} in this room",
+            if forward { "onwards" } else { "backwards" }
+        )))
     }
 
     /// `GET /rooms/{roomId}/threads`: thread roots, the thread with the newest reply first.
@@ -96,7 +108,7 @@ impl History {
         from: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ThreadPage> {
-        let until = self.readable_until(caller, room_id).await?;
+        let view = self.view(caller, room_id).await?;
         // A token names the newest reply of the last thread shown; the next page holds the
         // threads whose newest reply is older.
         let before = match from {
@@ -110,7 +122,7 @@ impl History {
             .thread_roots(
                 room_id,
                 user,
-                until,
+                view.readable_until,
                 before,
                 filter == ThreadFilter::Participated,
                 limit,
@@ -121,12 +133,17 @@ impl History {
             .flatten();
         let mut chunk = Vec::with_capacity(rows.len());
         for thread in rows {
-            let (Some((_, root)), Some((_, latest))) = (
+            // A thread whose root or newest reply the reader may not see is left out; the
+            // count is of every reply up to what the reader may read.
+            let (Some((root_pos, root)), Some((latest_pos, latest))) = (
                 self.store.event(&thread.root_id).await?,
                 self.store.event(&thread.latest_id).await?,
             ) else {
                 continue;
             };
+            if !(view.visible(root_pos, &root) && view.visible(latest_pos, &latest)) {
+                continue;
+            }
             let mut event = client_event(&root, Some(caller));
             event["unsigned"]["m.relations"]["m.thread"] = json!({
                 "latest_event": client_event(&latest, Some(caller)),

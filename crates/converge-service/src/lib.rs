@@ -6,10 +6,13 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod backup;
 pub mod caller;
 pub mod calls;
 pub mod config;
+pub mod device_lists;
 pub mod directory;
+pub mod e2ee;
 pub mod ephemeral;
 pub mod error;
 pub mod fetch;
@@ -21,6 +24,8 @@ pub mod media;
 pub mod notifier;
 pub mod openid;
 pub mod password;
+pub mod push;
+pub mod pushers;
 pub mod ratelimit;
 pub mod reports;
 pub mod rooms;
@@ -32,9 +37,11 @@ pub mod timeline;
 pub mod token;
 pub mod uia;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use converge_store::{Migration, Store, StoreOptions, Tables};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use converge_store::WriterStats;
 
@@ -54,7 +61,11 @@ pub struct Services {
     pub reserved: Arc<Reserved>,
     pub rooms: Arc<rooms::Rooms>,
     pub timeline: Arc<timeline::Timeline>,
-    pub sync: sync::Sync,
+    pub sync: Arc<sync::Sync>,
+    pub push: Arc<push::PushRules>,
+    pub pushers: Arc<pushers::Pushers>,
+    pub e2ee: Arc<e2ee::E2ee>,
+    pub backup: backup::KeyBackup,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub account_data: account_data::AccountData,
     pub directory: directory::Directory,
@@ -70,6 +81,9 @@ pub struct Services {
     pub spaces: spaces::Spaces,
     pub history: history::History,
     store: Store,
+    /// Ends the background tasks ([`Services::start_background`]).
+    stop: watch::Sender<bool>,
+    background: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Services {
@@ -110,31 +124,54 @@ impl Services {
         let notifier: Arc<dyn notifier::Notifier> = Arc::new(notifier::LocalNotifier::default());
         let server_name = config.server_name.clone();
         let passwords = Arc::new(password::Passwords::default());
-        let rooms = Arc::new(rooms::Rooms::new(
-            store.clone(),
-            server_name.clone(),
-            key,
-            notifier.clone(),
-        ));
-        let ephemeral = Arc::new(ephemeral::Ephemeral::default());
-        let sessions = Arc::new(Sessions::new(
-            store.clone(),
-            server_name.clone(),
-            config.auth.refreshable_token_lifetime,
-            limiter.clone(),
-            passwords.clone(),
-        ));
-        let interactive = Arc::new(Interactive::new(
-            store.clone(),
-            server_name.clone(),
-            passwords.clone(),
-        ));
         let reserved = Arc::new(Reserved::new(
             store.clone(),
             server_name.clone(),
             config.gateways.bot.clone(),
             reserved_prefixes,
         ));
+        let push = Arc::new(push::PushRules::new(
+            store.clone(),
+            notifier.clone(),
+            reserved.clone(),
+        ));
+        let rooms = Arc::new(rooms::Rooms::new(
+            store.clone(),
+            server_name.clone(),
+            key,
+            notifier.clone(),
+            push.clone(),
+        ));
+        let ephemeral = Arc::new(ephemeral::Ephemeral::default());
+        let device_lists = Arc::new(device_lists::DeviceLists::new(
+            store.clone(),
+            notifier.clone(),
+        ));
+        let sessions = Arc::new(Sessions::new(
+            store.clone(),
+            server_name.clone(),
+            config.auth.refreshable_token_lifetime,
+            limiter.clone(),
+            passwords.clone(),
+            device_lists.clone(),
+        ));
+        let interactive = Arc::new(Interactive::new(
+            store.clone(),
+            server_name.clone(),
+            passwords.clone(),
+        ));
+        let e2ee = Arc::new(e2ee::E2ee::new(
+            store.clone(),
+            server_name.clone(),
+            device_lists.clone(),
+            interactive.clone(),
+            notifier.clone(),
+        ));
+        let pushers = Arc::new(pushers::Pushers::new(
+            store.clone(),
+            rooms.clone(),
+            &config.push,
+        )?);
         let timeline = Arc::new(timeline::Timeline::new(store.clone(), rooms.clone()));
         Ok(Self {
             calls: calls::Calls::new(config.calls.turn.clone()),
@@ -153,7 +190,12 @@ impl Services {
                 interactive: interactive.clone(),
                 reserved: reserved.clone(),
             },
-            devices: Devices::new(store.clone(), sessions.clone(), interactive.clone()),
+            devices: Devices::new(
+                store.clone(),
+                sessions.clone(),
+                interactive.clone(),
+                device_lists.clone(),
+            ),
             profiles: Profiles::new(store.clone(), server_name.clone(), rooms.clone()),
             security: AccountSecurity::new(
                 store.clone(),
@@ -161,16 +203,19 @@ impl Services {
                 sessions.clone(),
                 interactive,
                 rooms.clone(),
+                device_lists,
             ),
             sessions,
             reserved,
             timeline,
-            sync: sync::Sync::new(
+            sync: Arc::new(sync::Sync::new(
                 store.clone(),
                 rooms.clone(),
                 ephemeral.clone(),
                 notifier.clone(),
-            ),
+                push.clone(),
+                e2ee.clone(),
+            )),
             account_data: account_data::AccountData::new(
                 store.clone(),
                 rooms.clone(),
@@ -180,12 +225,40 @@ impl Services {
             filters: filters::Filters::new(store.clone()),
             media: media::Media::new(config, store.clone(), limiter.clone()).await?,
             stream: stream::EventStream::new(store.clone()),
+            backup: backup::KeyBackup::new(store.clone()),
+            push,
+            pushers,
+            e2ee,
             rooms,
             ephemeral,
             notifier,
             limiter,
             store,
+            stop: watch::channel(false).0,
+            background: Mutex::default(),
         })
+    }
+
+    /// Starts what runs in the background: delivering notifications to pushers.
+    pub fn start_background(&self) {
+        let tasks = vec![tokio::spawn(
+            self.pushers.clone().run(self.stop.subscribe()),
+        )];
+        self.background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(tasks);
+    }
+
+    /// Stops the background tasks and waits for them.
+    pub async fn stop_background(&self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::warn!(error = %err, "a background task failed");
+            }
+        }
     }
 
     /// The tables of a component (a gateway), after applying its pending migrations.

@@ -19,10 +19,13 @@ use super::ephemeral::Ephemeral;
 use super::filters::SyncFilter;
 use super::notifier::Notifier;
 use super::rooms::Rooms;
-use super::timeline::client_event;
+use super::timeline::{client_event, load_view};
 use super::token::{SyncToken, page_token};
 use crate::caller::Caller;
-use crate::error::Result;
+use crate::device_lists::DeviceListDelta;
+use crate::e2ee::E2ee;
+use crate::error::{Error, Result};
+use crate::push::PushRules;
 
 /// Joined rooms read from the store at once during a sync.
 const ROOMS_IN_PARALLEL: usize = 8;
@@ -58,6 +61,10 @@ pub struct Sync {
     rooms: Arc<Rooms>,
     ephemeral: Arc<Ephemeral>,
     notifier: Arc<dyn Notifier>,
+    /// Unread counts come from the push rules' decisions.
+    push: Arc<PushRules>,
+    /// To-device messages, device lists and one-time key counts.
+    e2ee: Arc<E2ee>,
 }
 
 impl Sync {
@@ -66,6 +73,8 @@ impl Sync {
         rooms: Arc<Rooms>,
         ephemeral: Arc<Ephemeral>,
         notifier: Arc<dyn Notifier>,
+        push: Arc<PushRules>,
+        e2ee: Arc<E2ee>,
     ) -> Self {
         Self {
             closing: tokio::sync::watch::Sender::new(false),
@@ -73,7 +82,51 @@ impl Sync {
             rooms,
             ephemeral,
             notifier,
+            push,
+            e2ee,
         }
+    }
+
+    /// `PUT /rooms/{roomId}/typing/{userId}`: starts or stops the caller typing, waking
+    /// the room's members; a typing notice that runs out wakes them again when it ends.
+    pub async fn set_typing(
+        self: &Arc<Self>,
+        caller: &Caller,
+        room_id: &str,
+        typing: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        let user = caller.user_id.as_str();
+        let (membership, interested) = self
+            .rooms
+            .snapshot(room_id, |room| (room.membership(user), room.interested()))
+            .await?;
+        if membership != Membership::Join {
+            return Err(Error::forbidden("you are not in this room"));
+        }
+        if self.ephemeral.set_typing(room_id, user, typing, timeout) {
+            self.notifier
+                .notify(&mut interested.iter().map(String::as_str));
+        }
+        if typing {
+            let sync = Arc::clone(self);
+            let room_id = room_id.to_owned();
+            let ends = timeout.min(crate::ephemeral::MAX_TYPING) + Duration::from_millis(50);
+            tokio::spawn(async move {
+                tokio::time::sleep(ends).await;
+                // Reading the room's typing set drops who ran out (and counts that as a
+                // change); wake the members only if somebody did.
+                let before = sync.ephemeral.serial();
+                sync.ephemeral.typing(&room_id, 0);
+                if sync.ephemeral.serial() != before
+                    && let Ok(interested) = sync.rooms.snapshot(&room_id, |r| r.interested()).await
+                {
+                    sync.notifier
+                        .notify(&mut interested.iter().map(String::as_str));
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Ends every waiting sync (with what it has) and every later wait.
@@ -97,9 +150,11 @@ impl Sync {
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let pos = *self.store.stream_position().borrow();
             let now = SyncToken {
-                pos: *self.store.stream_position().borrow(),
+                pos,
                 eph: self.ephemeral.serial(),
+                to_device: pos,
             };
             let (response, has_news) = self.compute(caller, &request, now).await?;
             let done = has_news || request.since.is_none() || request.full_state;
@@ -170,7 +225,7 @@ impl Sync {
             (false, _) => Vec::new(),
         };
         let mut room_account_data: HashMap<String, Vec<Value>> = HashMap::new();
-        let mut global_account_data = Vec::new();
+        let mut global_account_data: Vec<Value> = Vec::new();
         for row in account_data.into_iter().filter(|r| r.stream_pos <= now.pos) {
             let content: Value = serde_json::from_str(&row.content).unwrap_or_else(|_| json!({}));
             let event = json!({ "type": row.data_type, "content": content });
@@ -185,7 +240,9 @@ impl Sync {
             if row.forgotten || row.stream_pos > now.pos || !room_selected(filter, &row.room_id) {
                 continue;
             }
-            let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
+            // A profile change (join → join) is no new membership: only a change of kind
+            // makes the room new to the client.
+            let changed_since = since.is_none_or(|s| row.changed_pos > s.pos);
             match Membership::parse(&row.membership) {
                 Some(Membership::Join) => {
                     // Co-members only matter for presence; collecting them copies every
@@ -226,8 +283,10 @@ impl Sync {
         }
 
         // Joined rooms are read a few at a time: the store answers them in parallel.
+        // Device lists change for the members of rooms joined or left since the token.
+        let mut newly_joined: Vec<String> = Vec::new();
         let sections = futures_util::stream::iter(joined_rows.into_iter().map(|(row, data)| {
-            let changed_since = since.is_none_or(|s| row.stream_pos > s.pos);
+            let changed_since = since.is_none_or(|s| row.changed_pos > s.pos);
             // A room is new to the client if it joined since its token; `full_state` resends
             // the state but the timeline still starts at the token.
             let initial = since.is_none() || changed_since;
@@ -251,6 +310,16 @@ impl Sync {
                 join.insert(room_id, section);
             }
         }
+        if let Some(since) = since {
+            for row in self.store.user_memberships(user).await? {
+                if row.membership == "join"
+                    && row.changed_pos > since.pos
+                    && row.changed_pos <= now.pos
+                {
+                    newly_joined.push(row.room_id);
+                }
+            }
+        }
 
         let presence: Vec<Value> = if filter.presence {
             self.ephemeral
@@ -262,15 +331,74 @@ impl Sync {
         } else {
             Vec::new()
         };
-        news |= !presence.is_empty() || !global_account_data.is_empty();
+        if since.is_none()
+            && filter.account_data
+            && !global_account_data
+                .iter()
+                .any(|e| e["type"] == crate::push::PUSH_RULES)
+        {
+            // Clients read their push rules from account data; never changed, they are
+            // the server's defaults.
+            global_account_data.push(json!({
+                "type": crate::push::PUSH_RULES,
+                "content": PushRules::default_account_data(&caller.user_id),
+            }));
+        }
+
+        // End-to-end encryption: the device's to-device messages, whose keys to refetch,
+        // and the device's key counts.
+        let acknowledged = since.map_or(StreamPos(0), |s| s.to_device);
+        let (to_device, delivered) = self.e2ee.inbox(caller, acknowledged, now.pos).await?;
+        let device_lists = match since {
+            Some(since) => {
+                let members = |rooms: &[String]| {
+                    let rooms = rooms.to_vec();
+                    async move {
+                        let mut out = Vec::with_capacity(rooms.len());
+                        for room in rooms {
+                            out.push(
+                                self.rooms
+                                    .snapshot(&room, |r| {
+                                        r.members(Membership::Join)
+                                            .map(str::to_owned)
+                                            .collect::<Vec<_>>()
+                                    })
+                                    .await?,
+                            );
+                        }
+                        Ok::<_, Error>(out)
+                    }
+                };
+                let joined_members = members(&newly_joined).await?;
+                let left_rooms: Vec<String> = leave.keys().cloned().collect();
+                let left_members = members(&left_rooms).await?;
+                self.e2ee
+                    .changes(caller, since, now, &joined_members, &left_members)
+                    .await?
+            }
+            None => DeviceListDelta::default(),
+        };
+        let device = caller.device_id.as_str();
+        let counts = self.e2ee.one_time_key_counts(user, device).await?;
+        let fallback = self.e2ee.unused_fallback_key_types(user, device).await?;
+        news |= !presence.is_empty()
+            || !global_account_data.is_empty()
+            || !to_device.is_empty()
+            || !device_lists.is_empty();
+        let next = SyncToken {
+            to_device: delivered,
+            ..now
+        };
         let response = json!({
-            "next_batch": now.to_string(),
+            "next_batch": next.to_string(),
             "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
             "account_data": { "events": global_account_data },
             "presence": { "events": presence },
-            "to_device": { "events": [] },
-            "device_lists": { "changed": [], "left": [] },
-            "device_one_time_keys_count": {},
+            "to_device": { "events": to_device },
+            "device_lists": { "changed": device_lists.changed, "left": device_lists.left },
+            "device_one_time_keys_count": counts,
+            "device_unused_fallback_key_types": fallback,
+            "org.matrix.msc2732.device_unused_fallback_key_types": fallback,
         });
         Ok((response, news))
     }
@@ -318,9 +446,17 @@ impl Sync {
         let prev_batch = page_token(StreamPos(
             events.first().map_or(now.pos.0, |(p, _)| p.0 - 1),
         ));
+        // A room new to the client may show events from before the user joined: those
+        // follow the room's history visibility, judged at each event.
+        let view = if initial && events.first().is_some_and(|(p, _)| *p < row.changed_pos) {
+            Some(load_view(&self.store, &self.rooms, user, room_id).await?)
+        } else {
+            None
+        };
         let timeline: Vec<&(StreamPos, PersistedEvent)> = events
             .iter()
             .filter(|(_, e)| filter.timeline.allows(e))
+            .filter(|(p, e)| view.as_ref().is_none_or(|v| v.visible(*p, e)))
             .collect();
 
         let in_timeline: HashSet<&str> =
@@ -376,13 +512,17 @@ impl Sync {
                 if r.receipt_type == "m.read.private" && r.user_id != user {
                     continue;
                 }
+                let mut receipt = json!({ "ts": r.ts });
+                if !r.thread_id.is_empty() {
+                    receipt["thread_id"] = json!(r.thread_id);
+                }
                 content
                     .entry(r.event_id.clone())
                     .or_insert_with(|| json!({}))
                     .as_object_mut()
                     .expect("receipt content is an object")
                     .entry(r.receipt_type.clone())
-                    .or_insert_with(|| json!({}))[&r.user_id] = json!({ "ts": r.ts });
+                    .or_insert_with(|| json!({}))[&r.user_id] = receipt;
             }
             if !content.is_empty() {
                 ephemeral.push(json!({ "type": "m.receipt", "content": content }));
@@ -411,8 +551,11 @@ impl Sync {
                 (joined.len(), invited, heroes)
             })
             .await?;
-        let notifications = self.unread(room_id, user, row.stream_pos).await?;
-        Ok(Some(json!({
+        let unread = self
+            .push
+            .unread(user, room_id, row.changed_pos, filter.thread_counts)
+            .await?;
+        let mut section = json!({
             "timeline": {
                 "events": timeline.iter().map(|(_, e)| client_event(e, Some(caller))).collect::<Vec<_>>(),
                 "limited": limited,
@@ -421,27 +564,30 @@ impl Sync {
             "state": { "events": state },
             "ephemeral": { "events": ephemeral },
             "account_data": { "events": account_data },
-            "unread_notifications": { "notification_count": notifications, "highlight_count": 0 },
+            "unread_notifications": {
+                "notification_count": unread.notifications,
+                "highlight_count": unread.highlights,
+            },
             "summary": {
                 "m.joined_member_count": joined,
                 "m.invited_member_count": invited,
                 "m.heroes": heroes,
             },
-        })))
-    }
-
-    /// Messages from others after the user's newest read receipt (or their join).
-    async fn unread(&self, room_id: &str, user: &str, joined_at: StreamPos) -> Result<u64> {
-        let read_at = self
-            .store
-            .read_position(room_id, user)
-            .await?
-            .unwrap_or(joined_at)
-            .max(joined_at);
-        Ok(self
-            .store
-            .count_messages_after(room_id, read_at, user)
-            .await?)
+        });
+        if filter.thread_counts {
+            let threads: serde_json::Map<String, Value> = unread
+                .threads
+                .iter()
+                .map(|(root, (n, h))| {
+                    (
+                        root.clone(),
+                        json!({ "notification_count": n, "highlight_count": h }),
+                    )
+                })
+                .collect();
+            section["unread_thread_notifications"] = Value::Object(threads);
+        }
+        Ok(Some(section))
     }
 
     /// The stripped state shown with an invite or knock.
@@ -485,9 +631,20 @@ impl Sync {
         let prev_batch = page_token(StreamPos(
             events.first().map_or(row.stream_pos.0, |(p, _)| p.0 - 1),
         ));
+        let view = load_view(
+            &self.store,
+            &self.rooms,
+            caller.user_id.as_str(),
+            &row.room_id,
+        )
+        .await?;
         Ok(json!({
             "timeline": {
-                "events": events.iter().filter(|(_, e)| filter.timeline.allows(e)).map(|(_, e)| client_event(e, Some(caller))).collect::<Vec<_>>(),
+                "events": events
+                    .iter()
+                    .filter(|(p, e)| filter.timeline.allows(e) && view.visible(*p, e))
+                    .map(|(_, e)| client_event(e, Some(caller)))
+                    .collect::<Vec<_>>(),
                 "limited": limited,
                 "prev_batch": prev_batch,
             },

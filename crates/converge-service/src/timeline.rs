@@ -1,13 +1,14 @@
 //! Reading rooms: single events, history pages, context, relations, state and members,
 //! each limited to what the reader may see.
 //!
-//! History visibility: a user sees a room's history while they are or were a member (the
-//! `shared` setting, the default Converge creates rooms with); after leaving, up to the
-//! moment they left. `world_readable` rooms can be read by anyone signed in.
+//! History visibility is judged at each event, exactly as the spec says (see
+//! [`converge_core::visibility`]): the room's setting and the reader's membership as they
+//! were at the event. A [`View`] holds what one user may see of one room.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use converge_core::visibility::{HistoryVisibility, VisibilityHistory};
 use converge_core::{Membership, PersistedEvent, StreamPos, pdu};
 use converge_store::{Direction, Store};
 use serde_json::{Value, json};
@@ -132,46 +133,38 @@ impl Timeline {
         Self { store, rooms }
     }
 
-    /// The last position of `room_id` that `user` may read, or `Forbidden`.
-    pub async fn readable_until(&self, user: &str, room_id: &str) -> Result<StreamPos> {
-        let (membership, world_readable) = self
-            .rooms
-            .snapshot(room_id, |room| {
-                (
-                    room.membership(user),
-                    room.content_str("m.room.history_visibility", "history_visibility")
-                        == Some("world_readable"),
-                )
-            })
-            .await?;
-        if membership == Membership::Join || world_readable {
-            return Ok(StreamPos(i64::MAX));
+    /// What `user` may see of `room_id`; `Forbidden` for someone who never was in the
+    /// room (and cannot peek: it is not world-readable).
+    pub async fn view(&self, user: &str, room_id: &str) -> Result<View> {
+        let view = load_view(&self.store, &self.rooms, user, room_id).await?;
+        if !view.ever_member && !view.world_readable_now {
+            return Err(Error::forbidden("you are not in this room"));
         }
-        if matches!(membership, Membership::Leave | Membership::Ban) {
-            let row = self
-                .store
-                .user_memberships(user)
-                .await?
-                .into_iter()
-                .find(|m| m.room_id == room_id);
-            if let Some(row) = row {
-                return Ok(row.stream_pos);
+        Ok(view)
+    }
+
+    /// One event as `caller` sees it, if it exists in the room and they may see it.
+    pub async fn visible_event(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Option<Value>> {
+        let view = load_view(&self.store, &self.rooms, caller.user_id.as_str(), room_id).await?;
+        Ok(match self.store.event(event_id).await? {
+            Some((pos, event)) if event.room_id == room_id && view.visible(pos, &event) => {
+                Some(client_event(&event, Some(caller)))
             }
-        }
-        Err(Error::forbidden("you are not in this room"))
+            _ => None,
+        })
     }
 
     /// `GET /rooms/{roomId}/event/{eventId}`.
     pub async fn event(&self, caller: &Caller, room_id: &str, event_id: &str) -> Result<Value> {
-        let until = self
-            .readable_until(caller.user_id.as_str(), room_id)
-            .await?;
-        match self.store.event(event_id).await? {
-            Some((pos, event)) if event.room_id == room_id && pos <= until => {
-                Ok(client_event(&event, Some(caller)))
-            }
-            _ => Err(Error::NotFound("no such event in this room".into())),
-        }
+        self.view(caller.user_id.as_str(), room_id).await?;
+        self.visible_event(caller, room_id, event_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such event in this room".into()))
     }
 
     /// `GET /rooms/{roomId}/messages`.
@@ -188,9 +181,8 @@ impl Timeline {
             backward,
             limit,
         } = page;
-        let until = self
-            .readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        let view = self.view(caller.user_id.as_str(), room_id).await?;
+        let until = view.readable_until;
         let current = *self.store.stream_position().borrow();
         let from = match from {
             Some(token) => SyncToken::parse(token)?.pos,
@@ -228,7 +220,7 @@ impl Timeline {
                 } else {
                     lower = pos
                 }
-                if filter.allows(&event) {
+                if filter.allows(&event) && view.visible(pos, &event) {
                     chunk.push((pos, event));
                     if chunk.len() as u32 == limit {
                         break;
@@ -296,11 +288,12 @@ impl Timeline {
         limit: u32,
         filter: &EventFilter,
     ) -> Result<Context> {
-        let until = self
-            .readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        let view = self.view(caller.user_id.as_str(), room_id).await?;
+        let until = view.readable_until;
         let (pos, event) = match self.store.event(event_id).await? {
-            Some((pos, event)) if event.room_id == room_id && pos <= until => (pos, event),
+            Some((pos, event)) if event.room_id == room_id && view.visible(pos, &event) => {
+                (pos, event)
+            }
             _ => return Err(Error::NotFound("no such event in this room".into())),
         };
         let limit = limit.min(MAX_PAGE);
@@ -318,7 +311,7 @@ impl Timeline {
             .await?
             .into_iter()
             .take(half_before as usize)
-            .filter(|(_, e)| filter.allows(e))
+            .filter(|(p, e)| filter.allows(e) && view.visible(*p, e))
             .collect();
         let current = *self.store.stream_position().borrow();
         let after: Vec<_> = self
@@ -333,7 +326,7 @@ impl Timeline {
             .await?
             .into_iter()
             .take(half_after as usize)
-            .filter(|(_, e)| filter.allows(e))
+            .filter(|(p, e)| filter.allows(e) && view.visible(*p, e))
             .collect();
         let start = page_token(StreamPos(before.last().map_or(pos.0, |(p, _)| p.0) - 1));
         let end = page_token(after.last().map_or(pos, |(p, _)| *p));
@@ -354,7 +347,8 @@ impl Timeline {
         })
     }
 
-    /// `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`, newest first.
+    /// `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`, newest first
+    /// (`dir=b`, the default) or oldest first (`dir=f`).
     pub async fn relations(
         &self,
         caller: &Caller,
@@ -367,31 +361,54 @@ impl Timeline {
             rel_type,
             event_type,
         } = kind;
-        let PageRequest { from, limit, .. } = page;
-        let until = self
-            .readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        let PageRequest {
+            from,
+            to,
+            backward,
+            limit,
+        } = page;
+        let view = self.view(caller.user_id.as_str(), room_id).await?;
+        let until = view.readable_until;
         if !self
             .store
             .event(event_id)
             .await?
-            .is_some_and(|(p, e)| e.room_id == room_id && p <= until)
+            .is_some_and(|(p, e)| e.room_id == room_id && view.visible(p, &e))
         {
             return Err(Error::NotFound("no such event in this room".into()));
         }
-        let before = match from {
-            Some(token) => StreamPos(SyncToken::parse(token)?.pos.0 + 1),
-            None => StreamPos(until.0.saturating_add(1)),
-        };
+        // A token names the position just before the next event to read: going back,
+        // events before it and it; going forward, events after it.
         let limit = limit.clamp(1, MAX_PAGE);
+        let from = from.map(SyncToken::parse).transpose()?.map(|t| t.pos);
+        let to = to.map(SyncToken::parse).transpose()?.map(|t| t.pos);
+        let readable_end = StreamPos(until.0.saturating_add(1));
+        let (after, before, direction) = if backward {
+            (
+                to.unwrap_or(StreamPos(0)),
+                from.map_or(readable_end, |p| StreamPos(p.0 + 1))
+                    .min(readable_end),
+                Direction::Backward,
+            )
+        } else {
+            (
+                from.unwrap_or(StreamPos(0)),
+                to.map_or(readable_end, |p| StreamPos(p.0 + 1))
+                    .min(readable_end),
+                Direction::Forward,
+            )
+        };
         let events = self
             .store
-            .relations(room_id, event_id, before, limit)
+            .relations(room_id, event_id, after, before, limit, direction)
             .await?;
-        let next = (events.len() as u32 == limit)
-            .then(|| page_token(StreamPos(events.last().map_or(0, |(p, _)| p.0) - 1)));
+        let next = (events.len() as u32 == limit).then(|| {
+            let last = events.last().map_or(0, |(p, _)| p.0);
+            page_token(StreamPos(if backward { last - 1 } else { last }))
+        });
         let chunk = events
             .iter()
+            .filter(|(p, e)| view.visible(*p, e))
             .filter(|(_, e)| {
                 rel_type.is_none_or(|r| e.relation.as_ref().is_some_and(|(_, t)| t == r))
             })
@@ -403,8 +420,7 @@ impl Timeline {
 
     /// `GET /rooms/{roomId}/state`: the current state, for members.
     pub async fn state(&self, caller: &Caller, room_id: &str) -> Result<Vec<Value>> {
-        self.readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        self.view(caller.user_id.as_str(), room_id).await?;
         let events = self.store.room_state(room_id).await?;
         Ok(events.iter().map(|(_, e)| client_event(e, None)).collect())
     }
@@ -417,8 +433,7 @@ impl Timeline {
         event_type: &str,
         state_key: &str,
     ) -> Result<Value> {
-        self.readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        self.view(caller.user_id.as_str(), room_id).await?;
         self.rooms
             .snapshot(room_id, |room| {
                 room.get(event_type, state_key).map(|e| e.content.clone())
@@ -435,8 +450,7 @@ impl Timeline {
         membership: Option<&str>,
         not_membership: Option<&str>,
     ) -> Result<Vec<Value>> {
-        self.readable_until(caller.user_id.as_str(), room_id)
-            .await?;
+        self.view(caller.user_id.as_str(), room_id).await?;
         let events = self.store.room_state(room_id).await?;
         Ok(events
             .iter()
@@ -481,6 +495,89 @@ impl Timeline {
     pub async fn joined_rooms(&self, caller: &Caller) -> Result<Vec<String>> {
         self.rooms.joined_rooms(caller.user_id.as_str()).await
     }
+}
+
+/// What one user may see of one room.
+pub struct View {
+    user: String,
+    /// Whether the user ever had a membership (or an invite) in the room.
+    pub ever_member: bool,
+    /// Whether the room is world-readable now (anyone may peek).
+    pub world_readable_now: bool,
+    /// Nothing after this position is visible (the user left, or stays `i64::MAX`): a bound
+    /// that saves reading what would be filtered out anyway.
+    pub readable_until: StreamPos,
+    /// Events from here on are visible without looking further: the user joined here and
+    /// is still joined.
+    joined_since: Option<StreamPos>,
+    history: VisibilityHistory,
+}
+
+impl View {
+    /// Whether the user may see `event`, which is at `pos`.
+    pub fn visible(&self, pos: StreamPos, event: &PersistedEvent) -> bool {
+        if self.joined_since.is_some_and(|since| pos >= since) {
+            return true;
+        }
+        let sets = (event.event_type == "m.room.history_visibility"
+            && event.state_key.as_deref() == Some(""))
+        .then(|| {
+            let content = serde_json::from_str::<Value>(&event.json)
+                .map(|pdu| pdu["content"]["history_visibility"].clone())
+                .unwrap_or_default();
+            HistoryVisibility::parse(content.as_str())
+        });
+        let own_membership =
+            event.event_type == "m.room.member" && event.state_key.as_deref() == Some(&self.user);
+        self.history.visible(pos.0, sets, own_membership)
+    }
+}
+
+/// Loads what `user` may see of `room_id`: the room's history-visibility settings and the
+/// user's memberships over time.
+pub async fn load_view(store: &Store, rooms: &Rooms, user: &str, room_id: &str) -> Result<View> {
+    let (membership, world_readable_now) = rooms
+        .snapshot(room_id, |room| {
+            (
+                room.membership(user),
+                room.content_str("m.room.history_visibility", "history_visibility")
+                    == Some("world_readable"),
+            )
+        })
+        .await?;
+    let (settings, memberships) = store.visibility_changes(room_id, user).await?;
+    let memberships: Vec<(i64, Membership)> = memberships
+        .iter()
+        .map(|(pos, m)| (pos.0, Membership::parse(m).unwrap_or(Membership::Leave)))
+        .collect();
+    let joined_since = (membership == Membership::Join)
+        .then(|| {
+            memberships
+                .iter()
+                .rev()
+                .take_while(|(_, m)| *m == Membership::Join)
+                .last()
+                .map(|(pos, _)| StreamPos(*pos))
+        })
+        .flatten();
+    let readable_until = match (membership, memberships.last()) {
+        (Membership::Leave | Membership::Ban, Some((pos, _))) if !world_readable_now => {
+            StreamPos(*pos)
+        }
+        _ => StreamPos(i64::MAX),
+    };
+    let settings = settings
+        .iter()
+        .map(|(pos, s)| (pos.0, HistoryVisibility::parse(Some(s))))
+        .collect();
+    Ok(View {
+        user: user.to_owned(),
+        ever_member: !memberships.is_empty(),
+        world_readable_now,
+        readable_until,
+        joined_since,
+        history: VisibilityHistory::new(settings, memberships),
+    })
 }
 
 #[cfg(test)]

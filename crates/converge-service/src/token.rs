@@ -1,8 +1,9 @@
 //! Sync and pagination tokens.
 //!
-//! A token names a point in the server's one stream: `s{pos}_{eph}` for sync (the event
-//! stream position and the ephemeral serial of typing and presence), `t{pos}` for
-//! pagination. Both are accepted wherever a position is needed.
+//! A token names a point in the server's one stream: `s{pos}_{eph}_{td}` for sync (the
+//! event stream position, the ephemeral serial of typing and presence, and how far the
+//! device's to-device messages were delivered), `t{pos}` for pagination. Both are accepted
+//! wherever a position is needed; an older `s{pos}_{eph}` means to-device up to `pos`.
 
 use std::fmt;
 
@@ -15,21 +16,35 @@ pub struct SyncToken {
     pub pos: StreamPos,
     /// The ephemeral serial (typing, presence) the client has seen.
     pub eph: i64,
+    /// The to-device messages up to here were delivered (they may lag `pos` when a sync
+    /// had more than it could carry).
+    pub to_device: StreamPos,
 }
 
 impl SyncToken {
     pub fn parse(token: &str) -> Result<Self, Error> {
         let invalid = || Error::InvalidParam(format!("{token:?} is not a valid token"));
         if let Some(rest) = token.strip_prefix('s') {
-            let (pos, eph) = rest.split_once('_').ok_or_else(invalid)?;
-            let pos: i64 = pos.parse().map_err(|_| invalid())?;
-            let eph: i64 = eph.parse().map_err(|_| invalid())?;
-            if pos < 0 || eph < 0 {
+            let mut parts = rest.split('_');
+            let mut number = || -> Result<Option<i64>, Error> {
+                match parts.next() {
+                    None => Ok(None),
+                    Some(part) => match part.parse::<i64>() {
+                        Ok(n) if n >= 0 => Ok(Some(n)),
+                        _ => Err(invalid()),
+                    },
+                }
+            };
+            let pos = number()?.ok_or_else(invalid)?;
+            let eph = number()?.ok_or_else(invalid)?;
+            let to_device = number()?.unwrap_or(pos);
+            if number()?.is_some() || to_device > pos {
                 return Err(invalid());
             }
             Ok(Self {
                 pos: StreamPos(pos),
                 eph,
+                to_device: StreamPos(to_device),
             })
         } else if let Some(pos) = token.strip_prefix('t') {
             let pos: i64 = pos.parse().map_err(|_| invalid())?;
@@ -39,6 +54,7 @@ impl SyncToken {
             Ok(Self {
                 pos: StreamPos(pos),
                 eph: 0,
+                to_device: StreamPos(pos),
             })
         } else {
             Err(invalid())
@@ -48,7 +64,7 @@ impl SyncToken {
 
 impl fmt::Display for SyncToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s{}_{}", self.pos.0, self.eph)
+        write!(f, "s{}_{}_{}", self.pos.0, self.eph, self.to_device.0)
     }
 }
 
@@ -66,8 +82,20 @@ mod tests {
         let token = SyncToken {
             pos: StreamPos(42),
             eph: 7,
+            to_device: StreamPos(40),
         };
         assert_eq!(SyncToken::parse(&token.to_string()).unwrap(), token);
+        let old = SyncToken::parse("s42_7").unwrap();
+        assert_eq!(
+            old.to_device,
+            StreamPos(42),
+            "older tokens delivered to-device too"
+        );
+        assert!(
+            SyncToken::parse("s42_7_43").is_err(),
+            "to-device never ahead"
+        );
+        assert!(SyncToken::parse("s42_7_1_1").is_err());
         assert_eq!(SyncToken::parse("t9").unwrap().pos, StreamPos(9));
         for bad in [
             "",

@@ -143,6 +143,9 @@ macro_rules! insert_session {
     }};
 }
 
+/// The per-device end-to-end tables, emptied with the device.
+const DEVICE_KEY_TABLES: [&str; 4] = ["device_keys", "one_time_keys", "fallback_keys", "to_device"];
+
 impl Store {
     /// Creates a user, consuming one use of `registration_token` and starting `session`
     /// in the same transaction: either all of it happens or none of it.
@@ -256,7 +259,8 @@ impl Store {
     /// Deactivates a user for good: no devices, no tokens, no profile. The password hash
     /// stays so a login with the right password can be told the account is deactivated.
     /// The localpart stays taken so the ID is never handed to someone else.
-    pub async fn deactivate_user(&self, localpart: &str) -> Result<(), StoreError> {
+    /// Its end-to-end keys (all of them, cross-signing too) and key backups go as well.
+    pub async fn deactivate_user(&self, localpart: &str, user_id: &str) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
@@ -273,6 +277,10 @@ impl Store {
                 .bind(localpart).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM devices WHERE localpart = $1")
                 .bind(localpart).execute(&mut *tx).await?;
+            for table in DEVICE_KEY_TABLES.iter().chain(&["cross_signing_keys", "key_backup_sessions", "key_backup_versions"]) {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1")))
+                    .bind(user_id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -446,9 +454,13 @@ impl Store {
 
     /// Deletes the named devices of a user and every token they hold. Devices that do not
     /// exist are skipped, as the spec's `/delete_devices` asks.
+    ///
+    /// Their end-to-end keys (stored under the full `user_id`) and waiting to-device
+    /// messages go with them.
     pub async fn delete_devices(
         &self,
         localpart: &str,
+        user_id: &str,
         device_ids: &[String],
     ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool => {
@@ -458,6 +470,10 @@ impl Store {
                     .bind(localpart).bind(device_id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM devices WHERE localpart = $1 AND device_id = $2")
                     .bind(localpart).bind(device_id).execute(&mut *tx).await?;
+                for table in DEVICE_KEY_TABLES {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1 AND device_id = $2")))
+                        .bind(user_id).bind(device_id).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(())
@@ -468,6 +484,7 @@ impl Store {
     pub async fn delete_other_devices(
         &self,
         localpart: &str,
+        user_id: &str,
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
         let keep = keep.unwrap_or("");
@@ -477,6 +494,10 @@ impl Store {
                 .bind(localpart).bind(keep).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM devices WHERE localpart = $1 AND device_id <> $2")
                 .bind(localpart).bind(keep).execute(&mut *tx).await?;
+            for table in DEVICE_KEY_TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1 AND device_id <> $2")))
+                    .bind(user_id).bind(keep).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
         })

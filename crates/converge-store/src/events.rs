@@ -154,72 +154,42 @@ impl Store {
         })
     }
 
-    /// Events relating to `event_id` in `room_id`, newest first, before `before` (exclusive),
-    /// at most `limit`.
+    /// Events relating to `event_id` in `room_id` with `after < position < before`, at
+    /// most `limit`, newest first (`Backward`) or oldest first (`Forward`).
     pub async fn relations(
         &self,
         room_id: &str,
         event_id: &str,
+        after: StreamPos,
         before: StreamPos,
         limit: u32,
+        direction: Direction,
     ) -> Result<Vec<(StreamPos, PersistedEvent)>, StoreError> {
-        const SQL: &str = concat!(
+        const BACKWARD: &str = concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE relates_to = $1 AND room_id = $2 AND stream_pos < $3 ORDER BY stream_pos DESC LIMIT $4"
+            " FROM events WHERE relates_to = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos < $4 \
+             ORDER BY stream_pos DESC LIMIT $5"
         );
+        const FORWARD: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE relates_to = $1 AND room_id = $2 AND stream_pos > $3 AND stream_pos < $4 \
+             ORDER BY stream_pos ASC LIMIT $5"
+        );
+        let sql = match direction {
+            Direction::Backward => BACKWARD,
+            Direction::Forward => FORWARD,
+        };
         fetch_events!(
             &self.inner.db,
-            sqlx::query(SQL)
+            sqlx::query(sql)
                 .bind(event_id)
                 .bind(room_id)
+                .bind(after.0)
                 .bind(before.0)
                 .bind(i64::from(limit))
         )
-    }
-
-    /// How many messages (`m.room.message`, `m.room.encrypted`) others sent in a room
-    /// after `after`: the unread count.
-    pub async fn count_messages_after(
-        &self,
-        room_id: &str,
-        after: StreamPos,
-        not_sender: &str,
-    ) -> Result<u64, StoreError> {
-        let n: i64 = on_pool!(&self.inner.db, pool => {
-            sqlx::query(
-                "SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND stream_pos > $2 AND sender <> $3 \
-                 AND (event_type = 'm.room.message' OR event_type = 'm.room.encrypted')",
-            )
-            .bind(room_id)
-            .bind(after.0)
-            .bind(not_sender)
-            .fetch_one(pool)
-            .await?
-            .try_get("n")?
-        });
-        Ok(n.max(0) as u64)
-    }
-
-    /// The position of the newest event a user's read receipts (public or private) point at
-    /// in a room.
-    pub async fn read_position(
-        &self,
-        room_id: &str,
-        user_id: &str,
-    ) -> Result<Option<StreamPos>, StoreError> {
-        let pos: Option<i64> = on_pool!(&self.inner.db, pool => {
-            sqlx::query(
-                "SELECT MAX(e.stream_pos) AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id \
-                 WHERE r.room_id = $1 AND r.user_id = $2",
-            )
-            .bind(room_id)
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?
-            .try_get("pos")?
-        });
-        Ok(pos.map(StreamPos))
     }
 
     /// Events after `after`, oldest first, in the rooms `user_id` is joined to now, plus
@@ -245,5 +215,47 @@ impl Store {
                 .bind(user_id)
                 .bind(i64::from(limit))
         )
+    }
+
+    /// How a room's history visibility and `user_id`'s membership changed, oldest first:
+    /// `(position, history_visibility)` and `(position, membership)` as their events set them.
+    pub async fn visibility_changes(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<(Vec<(StreamPos, String)>, Vec<(StreamPos, String)>), StoreError> {
+        let rows: Vec<(i64, String, String)> = on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(
+                "SELECT stream_pos, event_type, json FROM events WHERE room_id = $1 AND \
+                 ((event_type = 'm.room.history_visibility' AND state_key = '') OR \
+                 (event_type = 'm.room.member' AND state_key = $2)) ORDER BY stream_pos",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.try_get("stream_pos")?, row.try_get("event_type")?, row.try_get("json")?));
+            }
+            out
+        });
+        let (mut settings, mut memberships) = (Vec::new(), Vec::new());
+        for (pos, event_type, json) in rows {
+            let content = serde_json::from_str::<serde_json::Value>(&json)
+                .map(|pdu| pdu["content"].clone())
+                .unwrap_or_default();
+            if event_type == "m.room.member" {
+                let membership = content["membership"].as_str().unwrap_or("leave").to_owned();
+                memberships.push((StreamPos(pos), membership));
+            } else {
+                let setting = content["history_visibility"]
+                    .as_str()
+                    .unwrap_or("shared")
+                    .to_owned();
+                settings.push((StreamPos(pos), setting));
+            }
+        }
+        Ok((settings, memberships))
     }
 }

@@ -9,10 +9,12 @@ mod accounts;
 mod db;
 mod error;
 mod events;
+mod keys;
 mod lookups;
 mod media;
 mod migrate;
 mod openid;
+mod push;
 mod reports;
 mod rooms;
 mod tables;
@@ -25,13 +27,18 @@ use std::time::Duration;
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
 pub use error::StoreError;
 pub use events::Direction;
+pub use keys::{
+    BackupSession, BackupVersion, CrossSigningKey, KeySignature, OneTimeKey, OneTimeKeysAdded,
+    ToDeviceMessage,
+};
 pub use lookups::ThreadRow;
 pub use media::{MediaRow, ThumbnailRow};
+pub use push::{NotificationRow, PusherRow, ThreadCounts};
 pub use reports::{NewReport, ReportRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{
-    EventWrite, NewRoom, PendingWrite, Redaction, WriteOp, WriterConfig, WriterStats,
+    EventWrite, NewRoom, PendingWrite, PushAction, Redaction, WriteOp, WriterConfig, WriterStats,
 };
 
 use converge_core::StreamPos;

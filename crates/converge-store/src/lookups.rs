@@ -22,13 +22,15 @@ pub struct ThreadRow {
 }
 
 impl Store {
-    /// A room's events at or after `ts` (`Forward`, oldest first) or at or before it
-    /// (`Backward`, newest first) by `origin_server_ts`, at positions up to `until`, at most
-    /// `limit`: the candidates for `timestamp_to_event`.
+    /// A room's events from `(ts, after)` on in `direction`, ordered by `origin_server_ts`
+    /// and then position: `Forward`, oldest first, those after `ts`, or at `ts` and after
+    /// position `after`; `Backward`, newest first, those before `ts`, or at `ts` and before
+    /// `after`. Only positions up to `until`, at most `limit`: the candidates for
+    /// `timestamp_to_event`, and the cursor to read on from the last of them.
     pub async fn events_near_ts(
         &self,
         room_id: &str,
-        ts: i64,
+        (ts, after): (i64, StreamPos),
         direction: Direction,
         until: StreamPos,
         limit: u32,
@@ -36,13 +38,15 @@ impl Store {
         const FORWARD: &str = concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE room_id = $1 AND origin_server_ts >= $2 AND stream_pos <= $3 \
+            " FROM events WHERE room_id = $1 AND stream_pos <= $3 \
+             AND (origin_server_ts > $2 OR (origin_server_ts = $2 AND stream_pos > $5)) \
              ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT $4"
         );
         const BACKWARD: &str = concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE room_id = $1 AND origin_server_ts <= $2 AND stream_pos <= $3 \
+            " FROM events WHERE room_id = $1 AND stream_pos <= $3 \
+             AND (origin_server_ts < $2 OR (origin_server_ts = $2 AND stream_pos < $5)) \
              ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT $4"
         );
         let sql = match direction {
@@ -56,6 +60,7 @@ impl Store {
                 .bind(ts)
                 .bind(until.0)
                 .bind(i64::from(limit))
+                .bind(after.0)
         )
     }
 

@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_device_secrets.sql"),
     ),
+    (7, include_str!("../migrations/sqlite/0007_e2ee_push.sql")),
     (8, include_str!("../migrations/sqlite/0008_element.sql")),
 ];
 
@@ -34,6 +35,7 @@ const POSTGRES: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_device_secrets.sql"),
     ),
+    (7, include_str!("../migrations/postgres/0007_e2ee_push.sql")),
     (8, include_str!("../migrations/postgres/0008_element.sql")),
 ];
 

@@ -24,7 +24,10 @@ pub struct MembershipRow {
     pub room_id: String,
     pub membership: String,
     pub event_id: String,
+    /// The newest membership event (a profile change is one too).
     pub stream_pos: StreamPos,
+    /// When the membership last changed its kind (joined, left, was invited ...).
+    pub changed_pos: StreamPos,
     pub forgotten: bool,
 }
 
@@ -44,6 +47,8 @@ pub struct ReceiptRow {
     pub room_id: String,
     pub receipt_type: String,
     pub user_id: String,
+    /// The thread the receipt is for; empty for an unthreaded receipt.
+    pub thread_id: String,
     pub event_id: String,
     pub ts: i64,
     pub stream_pos: StreamPos,
@@ -57,6 +62,7 @@ macro_rules! membership_from_row {
             membership: row.try_get("membership")?,
             event_id: row.try_get("event_id")?,
             stream_pos: StreamPos(row.try_get("stream_pos")?),
+            changed_pos: StreamPos(row.try_get("changed_pos")?),
             forgotten: row.try_get("forgotten")?,
         }
     }};
@@ -131,7 +137,7 @@ impl Store {
     pub async fn user_memberships(&self, user_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
-                "SELECT room_id, membership, event_id, stream_pos, forgotten FROM memberships WHERE user_id = $1",
+                "SELECT room_id, membership, event_id, stream_pos, changed_pos, forgotten FROM memberships WHERE user_id = $1",
             )
             .bind(user_id)
             .fetch_all(pool)
@@ -278,7 +284,7 @@ impl Store {
     ) -> Result<Vec<ReceiptRow>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
-                "SELECT room_id, receipt_type, user_id, event_id, ts, stream_pos FROM receipts \
+                "SELECT room_id, receipt_type, user_id, thread_id, event_id, ts, stream_pos FROM receipts \
                  WHERE room_id = $1 AND stream_pos > $2 ORDER BY stream_pos",
             )
             .bind(room_id)
@@ -291,6 +297,7 @@ impl Store {
                     room_id: row.try_get("room_id")?,
                     receipt_type: row.try_get("receipt_type")?,
                     user_id: row.try_get("user_id")?,
+                    thread_id: row.try_get("thread_id")?,
                     event_id: row.try_get("event_id")?,
                     ts: row.try_get("ts")?,
                     stream_pos: StreamPos(row.try_get("stream_pos")?),

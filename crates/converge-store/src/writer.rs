@@ -26,14 +26,38 @@ pub enum WriteOp {
         data_type: String,
         content: String,
     },
-    /// Moves a user's receipt of one type in a room to an event.
+    /// Moves a user's receipt of one type in a room (in one thread, or unthreaded: `""`)
+    /// to an event.
     Receipt {
         room_id: String,
         receipt_type: String,
         user_id: String,
+        thread_id: String,
         event_id: String,
         ts: i64,
     },
+    /// Queues to-device messages: `(user, device, content)` each, from `sender`.
+    ToDevice {
+        sender: String,
+        event_type: String,
+        messages: Vec<(String, String, String)>,
+        /// The sending device's transaction, recorded so a retry is not delivered twice.
+        txn: Option<(String, String)>,
+    },
+    /// A user's devices or keys changed: their co-members' syncs list them in
+    /// `device_lists.changed`.
+    DeviceListChange { user_id: String },
+}
+
+/// What one member's push rules decided for an event that notifies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushAction {
+    pub user_id: String,
+    /// `main`, or the thread root's event ID.
+    pub thread_id: String,
+    pub highlight: bool,
+    /// The actions as JSON, for pushers and `/notifications`.
+    pub actions: String,
 }
 
 /// A room event and the rows it changes besides the stream.
@@ -46,6 +70,8 @@ pub struct EventWrite {
     pub membership: Option<(String, String)>,
     /// For a redaction: what happens to the redacted event.
     pub redaction: Option<Redaction>,
+    /// The members this event notifies, and how.
+    pub push_actions: Vec<PushAction>,
 }
 
 /// The change a redaction makes to the event it redacts.
@@ -314,16 +340,34 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
                     }
                     if let Some((user_id, membership)) = &write.membership {
                         sqlx::query(
-                            "INSERT INTO memberships (user_id, room_id, membership, event_id, stream_pos, forgotten) \
-                             VALUES ($1, $2, $3, $4, $5, FALSE) ON CONFLICT (user_id, room_id) \
+                            "INSERT INTO memberships (user_id, room_id, membership, event_id, stream_pos, forgotten, changed_pos) \
+                             VALUES ($1, $2, $3, $4, $5, FALSE, $5) ON CONFLICT (user_id, room_id) \
                              DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id, \
-                             stream_pos = excluded.stream_pos, forgotten = FALSE",
+                             stream_pos = excluded.stream_pos, forgotten = FALSE, \
+                             changed_pos = CASE WHEN memberships.membership = excluded.membership \
+                             THEN memberships.changed_pos ELSE excluded.stream_pos END",
                         )
                         .bind(user_id)
                         .bind(&event.room_id)
                         .bind(membership)
                         .bind(&event.event_id)
                         .bind(pos)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for push in &write.push_actions {
+                        sqlx::query(
+                            "INSERT INTO event_push_actions (user_id, room_id, stream_pos, event_id, \
+                             thread_id, highlight, actions, ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&push.user_id)
+                        .bind(&event.room_id)
+                        .bind(pos)
+                        .bind(&event.event_id)
+                        .bind(&push.thread_id)
+                        .bind(push.highlight)
+                        .bind(&push.actions)
+                        .bind(event.origin_server_ts)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -350,20 +394,61 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
                     .execute(&mut *tx)
                     .await?;
                 }
-                WriteOp::Receipt { room_id, receipt_type, user_id, event_id, ts } => {
+                WriteOp::Receipt { room_id, receipt_type, user_id, thread_id, event_id, ts } => {
                     sqlx::query(
-                        "INSERT INTO receipts (room_id, receipt_type, user_id, event_id, ts, stream_pos) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, receipt_type, user_id) \
+                        "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_pos) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, receipt_type, user_id, thread_id) \
                          DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts, stream_pos = excluded.stream_pos",
                     )
                     .bind(room_id)
                     .bind(receipt_type)
                     .bind(user_id)
+                    .bind(thread_id)
                     .bind(event_id)
                     .bind(ts)
                     .bind(pos)
                     .execute(&mut *tx)
                     .await?;
+                }
+                WriteOp::ToDevice { sender, event_type, messages, txn } => {
+                    if let Some((device_id, txn_id)) = txn {
+                        let fresh = sqlx::query(
+                            "INSERT INTO to_device_txns (sender, device_id, txn_id, created_ts) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(sender)
+                        .bind(device_id)
+                        .bind(txn_id)
+                        .bind(crate::accounts::now_ms())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if fresh == 0 {
+                            // A retried transaction: delivered the first time.
+                            continue;
+                        }
+                    }
+                    for (user_id, device_id, content) in messages {
+                        sqlx::query(
+                            "INSERT INTO to_device (user_id, device_id, stream_pos, sender, event_type, content) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(user_id)
+                        .bind(device_id)
+                        .bind(pos)
+                        .bind(sender)
+                        .bind(event_type)
+                        .bind(content)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                WriteOp::DeviceListChange { user_id } => {
+                    sqlx::query("INSERT INTO device_list_changes (stream_pos, user_id) VALUES ($1, $2)")
+                        .bind(pos)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         }

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    Direction, EventWrite, MediaRow, Migration, NewReport, NewRoom, NewSession, NewUser, Redaction,
-    RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
+    BackupSession, CrossSigningKey, Direction, EventWrite, KeySignature, MediaRow, Migration,
+    NewReport, NewRoom, NewSession, NewUser, OneTimeKey, OneTimeKeysAdded, PushAction, PusherRow,
+    Redaction, RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
 };
 
 /// A store under test, and a way to open it again.
@@ -44,6 +45,12 @@ converge_store::on_both_backends!(
     thread_roots_follow_their_newest_reply,
     state_of_one_type_and_moved_aliases,
     every_write_survives_32_concurrent_writers,
+    device_and_cross_signing_keys_and_signatures,
+    one_time_keys_are_claimed_once_then_the_fallback,
+    to_device_messages_and_device_list_changes_follow_the_stream,
+    key_backup_keeps_the_better_session,
+    push_actions_count_per_thread_and_feed_pushers,
+    memberships_remember_when_their_kind_changed,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -288,7 +295,11 @@ async fn sessions_follow_devices(h: &Harness) {
     );
 
     store
-        .delete_devices("alice", &["PHONE".to_owned(), "MISSING".to_owned()])
+        .delete_devices(
+            "alice",
+            "@alice:localhost",
+            &["PHONE".to_owned(), "MISSING".to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(store.session_by_token(b"t-phone-2").await.unwrap(), None);
@@ -299,7 +310,7 @@ async fn sessions_follow_devices(h: &Harness) {
         .await
         .unwrap();
     store
-        .delete_other_devices("alice", Some("TABLET"))
+        .delete_other_devices("alice", "@alice:localhost", Some("TABLET"))
         .await
         .unwrap();
     assert_eq!(store.session_by_token(b"t-laptop").await.unwrap(), None);
@@ -362,7 +373,10 @@ async fn deactivation_ends_every_session(h: &Harness) {
         .create_session("alice", &session("B", b"tb"))
         .await
         .unwrap();
-    store.deactivate_user("alice").await.unwrap();
+    store
+        .deactivate_user("alice", "@alice:localhost")
+        .await
+        .unwrap();
     let user = store.user("alice").await.unwrap().unwrap();
     assert!(user.deactivated);
     assert_eq!(user.displayname, None);
@@ -375,7 +389,7 @@ async fn deactivation_ends_every_session(h: &Harness) {
         Err(StoreError::UserExists)
     ));
     assert!(matches!(
-        store.deactivate_user("ghost").await,
+        store.deactivate_user("ghost", "@ghost:localhost").await,
         Err(StoreError::NotFound)
     ));
 }
@@ -825,7 +839,14 @@ async fn transactions_and_relations_are_indexed(h: &Harness) {
         store.append(write(reaction)).await.unwrap();
     }
     let related = store
-        .relations("!room:localhost", "$event1", StreamPos(i64::MAX), 2)
+        .relations(
+            "!room:localhost",
+            "$event1",
+            StreamPos(0),
+            StreamPos(i64::MAX),
+            2,
+            Direction::Backward,
+        )
         .await
         .unwrap();
     let ids: Vec<_> = related.iter().map(|(_, e)| e.event_id.as_str()).collect();
@@ -835,31 +856,30 @@ async fn transactions_and_relations_are_indexed(h: &Harness) {
         Some(("$event1".to_owned(), "m.annotation".to_owned()))
     );
     let before = store
-        .relations("!room:localhost", "$event1", related[1].0, 10)
+        .relations(
+            "!room:localhost",
+            "$event1",
+            StreamPos(0),
+            related[1].0,
+            10,
+            Direction::Backward,
+        )
         .await
         .unwrap();
     assert_eq!(before.len(), 1);
-    assert_eq!(
-        store
-            .count_messages_after("!room:localhost", StreamPos(0), "@bob:localhost")
-            .await
-            .unwrap(),
-        4
-    );
-    assert_eq!(
-        store
-            .count_messages_after("!room:localhost", StreamPos(0), "@alice:localhost")
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .count_messages_after("!room:localhost", related[1].0, "@bob:localhost")
-            .await
-            .unwrap(),
-        1
-    );
+    let forward = store
+        .relations(
+            "!room:localhost",
+            "$event1",
+            StreamPos(0),
+            StreamPos(i64::MAX),
+            2,
+            Direction::Forward,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = forward.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event3", "$event4"], "oldest first");
 }
 
 async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
@@ -911,6 +931,7 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
         room_id: "!room:localhost".into(),
         receipt_type: "m.read".into(),
         user_id: "@alice:localhost".into(),
+        thread_id: String::new(),
         event_id: event_id.into(),
         ts: 7,
     };
@@ -930,24 +951,41 @@ async fn account_data_receipts_and_filters_follow_the_stream(h: &Harness) {
             .len(),
         1
     );
-    // Receipts point at events; the read position is the newest such event's position.
+    // Receipts point at events; the read position is the newest such event's position,
+    // per thread.
     assert_eq!(
         store
-            .read_position("!room:localhost", "@alice:localhost")
+            .read_positions("!room:localhost", "@alice:localhost")
             .await
             .unwrap(),
-        None,
+        [],
         "no such events stored"
     );
     let read = store.append(write(event(77))).await.unwrap();
     store.append(receipt("$event77")).await.unwrap();
+    let in_thread = store.append(write(event(78))).await.unwrap();
+    store
+        .append(WriteOp::Receipt {
+            room_id: "!room:localhost".into(),
+            receipt_type: "m.read".into(),
+            user_id: "@alice:localhost".into(),
+            thread_id: "$root".into(),
+            event_id: "$event78".into(),
+            ts: 8,
+        })
+        .await
+        .unwrap();
+    let mut positions = store
+        .read_positions("!room:localhost", "@alice:localhost")
+        .await
+        .unwrap();
+    positions.sort();
     assert_eq!(
-        store
-            .read_position("!room:localhost", "@alice:localhost")
-            .await
-            .unwrap(),
-        Some(read)
+        positions,
+        [(String::new(), read), ("$root".to_owned(), in_thread)]
     );
+    let threaded = store.receipts_since("!room:localhost", read).await.unwrap();
+    assert_eq!(threaded.last().unwrap().thread_id, "$root");
 
     assert_eq!(
         store.create_filter("@alice:localhost", "{}").await.unwrap(),
@@ -1511,7 +1549,15 @@ async fn events_are_found_by_timestamp(h: &Harness) {
     let all = StreamPos(i64::MAX);
     let first =
         |events: Vec<(StreamPos, PersistedEvent)>| events.first().map(|(_, e)| e.event_id.clone());
-    let near = |ts, dir, until| store.events_near_ts(room, ts, dir, until, 1);
+    // From just before (forward) or just after (backward) everything at `ts`.
+    let near = |ts, dir, until| {
+        let start = if dir == Direction::Forward {
+            StreamPos(0)
+        } else {
+            StreamPos(i64::MAX)
+        };
+        store.events_near_ts(room, (ts, start), dir, until, 1)
+    };
     assert_eq!(
         first(near(150, Direction::Forward, all).await.unwrap()).as_deref(),
         Some("$event2")
@@ -1542,10 +1588,25 @@ async fn events_are_found_by_timestamp(h: &Harness) {
         None
     );
     let candidates = store
-        .events_near_ts(room, 0, Direction::Forward, all, 10)
+        .events_near_ts(room, (0, StreamPos(0)), Direction::Forward, all, 10)
         .await
         .unwrap();
     assert_eq!(candidates.len(), 4);
+    // Reading on from a candidate: at its timestamp, only what lies beyond its position.
+    let (pos2, _) = &candidates[1];
+    let on = store
+        .events_near_ts(room, (200, *pos2), Direction::Forward, all, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = on.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event3", "$event4"]);
+    let (pos3, _) = &candidates[2];
+    let back = store
+        .events_near_ts(room, (200, *pos3), Direction::Backward, all, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = back.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event2", "$event1"]);
 }
 
 async fn thread_roots_follow_their_newest_reply(h: &Harness) {
@@ -1987,13 +2048,19 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
                 &mut errors,
                 "delete_devices",
                 store
-                    .delete_devices(&me, std::slice::from_ref(&device))
+                    .delete_devices(
+                        &me,
+                        &format!("@{me}:localhost"),
+                        std::slice::from_ref(&device),
+                    )
                     .await,
             );
             check(
                 &mut errors,
                 "delete_other_devices",
-                store.delete_other_devices(&me, None).await,
+                store
+                    .delete_other_devices(&me, &format!("@{me}:localhost"), None)
+                    .await,
             );
             check(
                 &mut errors,
@@ -2004,6 +2071,200 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
                 &mut errors,
                 "purge_media_before",
                 store.purge_media_before(0).await.map(drop),
+            );
+            // End-to-end keys, backups and pushers, all on one user's rows.
+            let shared_user = "@shared:localhost";
+            check(
+                &mut errors,
+                "set_device_keys",
+                store
+                    .set_device_keys(shared_user, "SHARED", &format!("{{\"n\":{n}}}"))
+                    .await,
+            );
+            check(
+                &mut errors,
+                "add_one_time_keys",
+                store
+                    .add_one_time_keys(
+                        shared_user,
+                        "SHARED",
+                        &[OneTimeKey {
+                            algorithm: "signed_curve25519".into(),
+                            key_id: format!("K{n}"),
+                            json: "{}".into(),
+                        }],
+                    )
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "claim_key",
+                store
+                    .claim_key(shared_user, "SHARED", "signed_curve25519")
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "set_fallback_key",
+                store
+                    .set_fallback_key(
+                        shared_user,
+                        "SHARED",
+                        &OneTimeKey {
+                            algorithm: "signed_curve25519".into(),
+                            key_id: format!("F{n}"),
+                            json: "{}".into(),
+                        },
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "set_cross_signing_keys",
+                store
+                    .set_cross_signing_keys(&[CrossSigningKey {
+                        user_id: shared_user.into(),
+                        key_type: "master".into(),
+                        public_key: format!("M{n}"),
+                        json: "{}".into(),
+                    }])
+                    .await,
+            );
+            check(
+                &mut errors,
+                "add_key_signatures",
+                store
+                    .add_key_signatures(&[KeySignature {
+                        target_user: shared_user.into(),
+                        target_key: "SHARED".into(),
+                        signer_user: shared_user.into(),
+                        signer_key_id: "ed25519:S".into(),
+                        signature: format!("{n}"),
+                    }])
+                    .await,
+            );
+            check(
+                &mut errors,
+                "to-device",
+                store
+                    .append(WriteOp::ToDevice {
+                        sender: me.clone(),
+                        event_type: "m.x".into(),
+                        messages: vec![(shared_user.into(), "SHARED".into(), "{}".into())],
+                        txn: Some((device.clone(), "t".into())),
+                    })
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "delete_to_device",
+                store
+                    .delete_to_device(shared_user, "SHARED", StreamPos(n as i64))
+                    .await,
+            );
+            check(
+                &mut errors,
+                "device list change",
+                store
+                    .append(WriteOp::DeviceListChange {
+                        user_id: shared_user.into(),
+                    })
+                    .await
+                    .map(drop),
+            );
+            match store
+                .create_backup_version(shared_user, "m.megolm_backup.v1", "{}")
+                .await
+            {
+                Ok(version) => {
+                    check(
+                        &mut errors,
+                        "update_backup_version",
+                        store
+                            .update_backup_version(shared_user, version, "{}")
+                            .await
+                            .map(drop),
+                    );
+                    check(
+                        &mut errors,
+                        "put_backup_sessions",
+                        store
+                            .put_backup_sessions(
+                                shared_user,
+                                version,
+                                &[BackupSession {
+                                    room_id: "!room:localhost".into(),
+                                    session_id: "s".into(),
+                                    first_message_index: n as i64,
+                                    forwarded_count: 0,
+                                    is_verified: false,
+                                    session_data: "{}".into(),
+                                }],
+                                |a, b| a.first_message_index < b.first_message_index,
+                            )
+                            .await
+                            .map(drop),
+                    );
+                    check(
+                        &mut errors,
+                        "delete_backup_sessions",
+                        store
+                            .delete_backup_sessions(shared_user, version, None, None)
+                            .await
+                            .map(drop),
+                    );
+                    check(
+                        &mut errors,
+                        "delete_backup_version",
+                        store
+                            .delete_backup_version(shared_user, version)
+                            .await
+                            .map(drop),
+                    );
+                }
+                Err(err) => errors.push(format!("create_backup_version: {err}")),
+            }
+            let pusher = PusherRow {
+                user_id: shared_user.into(),
+                app_id: "app".into(),
+                pushkey: format!("key{}", n % 4),
+                kind: "http".into(),
+                app_display_name: String::new(),
+                device_display_name: String::new(),
+                profile_tag: None,
+                lang: "en".into(),
+                data: "{}".into(),
+                created_ts: 0,
+                delivered_pos: StreamPos(0),
+                failures: 0,
+                retry_at: 0,
+                last_error: None,
+            };
+            check(
+                &mut errors,
+                "set_pusher",
+                store.set_pusher(&pusher, n % 2 == 0).await,
+            );
+            check(
+                &mut errors,
+                "pusher_failed",
+                store.pusher_failed(&pusher, 1, "x").await,
+            );
+            check(
+                &mut errors,
+                "pusher_delivered",
+                store.pusher_delivered(&pusher, StreamPos(1)).await,
+            );
+            check(
+                &mut errors,
+                "delete_pusher",
+                store
+                    .delete_pusher(shared_user, "app", &pusher.pushkey)
+                    .await
+                    .map(drop),
             );
             check(
                 &mut errors,
@@ -2041,7 +2302,9 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             check(
                 &mut errors,
                 "deactivate_user",
-                store.deactivate_user(&me).await,
+                store
+                    .deactivate_user(&me, &format!("@{me}:localhost"))
+                    .await,
             );
             errors
         }));
@@ -2073,4 +2336,619 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             Some(format!(r#"{{"n":{n}}}"#).as_str())
         );
     }
+}
+
+async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
+    let store = &h.store;
+    let alice = "@alice:localhost";
+    store
+        .set_device_keys(alice, "PHONE", r#"{"keys":{"ed25519:PHONE":"a"}}"#)
+        .await
+        .unwrap();
+    store
+        .set_device_keys(alice, "LAPTOP", r#"{"keys":{"ed25519:LAPTOP":"b"}}"#)
+        .await
+        .unwrap();
+    store
+        .set_device_keys("@bob:localhost", "TAB", "{}")
+        .await
+        .unwrap();
+    let mut keys = store.device_keys(&[alice.to_owned()]).await.unwrap();
+    keys.sort();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1].1, "PHONE");
+    let master = CrossSigningKey {
+        user_id: alice.into(),
+        key_type: "master".into(),
+        public_key: "MPK".into(),
+        json: r#"{"keys":{"ed25519:MPK":"MPK"}}"#.into(),
+    };
+    store
+        .set_cross_signing_keys(std::slice::from_ref(&master))
+        .await
+        .unwrap();
+    let replaced = CrossSigningKey {
+        public_key: "MPK2".into(),
+        ..master.clone()
+    };
+    store
+        .set_cross_signing_keys(std::slice::from_ref(&replaced))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cross_signing_keys(&[alice.to_owned()]).await.unwrap(),
+        [replaced]
+    );
+    let signature = KeySignature {
+        target_user: alice.into(),
+        target_key: "PHONE".into(),
+        signer_user: alice.into(),
+        signer_key_id: "ed25519:SSK".into(),
+        signature: "sig1".into(),
+    };
+    store
+        .add_key_signatures(std::slice::from_ref(&signature))
+        .await
+        .unwrap();
+    let newer = KeySignature {
+        signature: "sig2".into(),
+        ..signature
+    };
+    store
+        .add_key_signatures(std::slice::from_ref(&newer))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.key_signatures(&[alice.to_owned()]).await.unwrap(),
+        [newer],
+        "one signature per signer key"
+    );
+    // Deleting a device takes its keys along.
+    store
+        .create_user(&new_user("alice"), None, Some(&session("PHONE", b"t1")))
+        .await
+        .unwrap();
+    store
+        .delete_devices("alice", alice, &["PHONE".to_owned()])
+        .await
+        .unwrap();
+    let left = store.device_keys(&[alice.to_owned()]).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1, "LAPTOP");
+    store.deactivate_user("alice", alice).await.unwrap();
+    assert!(
+        store
+            .device_keys(&[alice.to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .cross_signing_keys(&[alice.to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn otk(id: &str, json: &str) -> OneTimeKey {
+    OneTimeKey {
+        algorithm: "signed_curve25519".into(),
+        key_id: id.into(),
+        json: json.into(),
+    }
+}
+
+async fn one_time_keys_are_claimed_once_then_the_fallback(h: &Harness) {
+    let store = &h.store;
+    let bob = "@bob:localhost";
+    let keys: Vec<OneTimeKey> = (0..40)
+        .map(|n| otk(&format!("K{n:02}"), &format!("{{\"n\":{n}}}")))
+        .collect();
+    assert_eq!(
+        store.add_one_time_keys(bob, "DEV", &keys).await.unwrap(),
+        OneTimeKeysAdded::Added
+    );
+    // The same keys again are fine; one with other content is refused, and nothing of
+    // that upload is kept.
+    assert_eq!(
+        store
+            .add_one_time_keys(bob, "DEV", &keys[..2])
+            .await
+            .unwrap(),
+        OneTimeKeysAdded::Added
+    );
+    let clash = [otk("NEW", "{}"), otk("K00", "{\"other\":1}")];
+    assert_eq!(
+        store.add_one_time_keys(bob, "DEV", &clash).await.unwrap(),
+        OneTimeKeysAdded::Conflict("signed_curve25519:K00".into())
+    );
+    assert_eq!(
+        store.one_time_key_counts(bob, "DEV").await.unwrap(),
+        [("signed_curve25519".to_owned(), 40)]
+    );
+    store
+        .set_fallback_key(bob, "DEV", &otk("FB", "{\"fallback\":true}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unused_fallback_algorithms(bob, "DEV").await.unwrap(),
+        ["signed_curve25519"]
+    );
+    // 48 claims at once: every one-time key goes to exactly one claimer, then the fallback.
+    let claims = (0..48).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_key(bob, "DEV", "signed_curve25519").await })
+    });
+    let mut got = Vec::new();
+    for claim in claims {
+        got.push(
+            claim
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("a key or the fallback"),
+        );
+    }
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|k| k.key_id.as_str())
+        .filter(|id| *id != "FB")
+        .collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (40, 40), "each key claimed once");
+    assert_eq!(got.iter().filter(|k| k.key_id == "FB").count(), 8);
+    assert!(
+        store
+            .unused_fallback_algorithms(bob, "DEV")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .one_time_key_counts(bob, "DEV")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A new fallback key is unused again; the same one stays used.
+    store
+        .set_fallback_key(bob, "DEV", &otk("FB", "{\"fallback\":true}"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .unused_fallback_algorithms(bob, "DEV")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .set_fallback_key(bob, "DEV", &otk("FB2", "{}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .unused_fallback_algorithms(bob, "DEV")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .claim_key(bob, "OTHER", "signed_curve25519")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn to_device_messages_and_device_list_changes_follow_the_stream(h: &Harness) {
+    let store = &h.store;
+    let send = |txn: &str, content: &str| WriteOp::ToDevice {
+        sender: "@alice:localhost".into(),
+        event_type: "m.room_key_request".into(),
+        messages: vec![
+            ("@bob:localhost".into(), "B1".into(), content.into()),
+            ("@bob:localhost".into(), "B2".into(), content.into()),
+        ],
+        txn: Some(("ALICEDEV".into(), txn.into())),
+    };
+    let first = store.append(send("t1", "{\"n\":1}")).await.unwrap();
+    store.append(send("t1", "{\"n\":1}")).await.unwrap();
+    let second = store.append(send("t2", "{\"n\":2}")).await.unwrap();
+    let inbox = store
+        .to_device_messages("@bob:localhost", "B1", StreamPos(0), second, 10)
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2, "a retried transaction is delivered once");
+    assert_eq!(inbox[0].stream_pos, first);
+    assert_eq!(inbox[0].sender, "@alice:localhost");
+    assert_eq!(inbox[1].content, "{\"n\":2}");
+    assert_eq!(
+        store
+            .to_device_pending("@bob:localhost", "B1")
+            .await
+            .unwrap(),
+        2
+    );
+    store
+        .delete_to_device("@bob:localhost", "B1", first)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .to_device_pending("@bob:localhost", "B1")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .to_device_pending("@bob:localhost", "B2")
+            .await
+            .unwrap(),
+        2
+    );
+    let limited = store
+        .to_device_messages("@bob:localhost", "B2", StreamPos(0), second, 1)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+
+    let change = store
+        .append(WriteOp::DeviceListChange {
+            user_id: "@carol:localhost".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.device_list_changes(second, change).await.unwrap(),
+        ["@carol:localhost"]
+    );
+    assert!(
+        store
+            .device_list_changes(change, change)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Co-members: who shares a joined room with alice, and whose membership changed there.
+    store
+        .append(membership(100, "@alice:localhost", "join"))
+        .await
+        .unwrap();
+    let joined = store
+        .append(membership(101, "@carol:localhost", "join"))
+        .await
+        .unwrap();
+    store
+        .append(membership(102, "@dave:localhost", "invite"))
+        .await
+        .unwrap();
+    let mut co = store.co_members("@alice:localhost").await.unwrap();
+    co.sort();
+    assert_eq!(co, ["@alice:localhost", "@carol:localhost"]);
+    let mut changes = store
+        .co_member_changes("@alice:localhost", change, StreamPos(i64::MAX))
+        .await
+        .unwrap();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            ("@carol:localhost".to_owned(), "join".to_owned()),
+            ("@dave:localhost".to_owned(), "invite".to_owned())
+        ]
+    );
+    assert!(
+        store
+            .co_member_changes(
+                "@alice:localhost",
+                StreamPos(joined.0 + 1),
+                StreamPos(i64::MAX)
+            )
+            .await
+            .unwrap()
+            .iter()
+            .all(|(u, _)| u != "@carol:localhost")
+    );
+}
+
+fn backed_up(session: &str, verified: bool, index: i64, data: &str) -> BackupSession {
+    BackupSession {
+        room_id: "!room:localhost".into(),
+        session_id: session.into(),
+        first_message_index: index,
+        forwarded_count: 0,
+        is_verified: verified,
+        session_data: data.into(),
+    }
+}
+
+/// The spec's rule, as the service passes it: verified first, then the lower index.
+fn better(new: &BackupSession, old: &BackupSession) -> bool {
+    (new.is_verified, -new.first_message_index) > (old.is_verified, -old.first_message_index)
+}
+
+async fn key_backup_keeps_the_better_session(h: &Harness) {
+    let store = &h.store;
+    let alice = "@alice:localhost";
+    assert_eq!(store.backup_version(alice, None).await.unwrap(), None);
+    let v1 = store
+        .create_backup_version(alice, "m.megolm_backup.v1", "{}")
+        .await
+        .unwrap();
+    let v2 = store
+        .create_backup_version(alice, "m.megolm_backup.v1", "{\"x\":1}")
+        .await
+        .unwrap();
+    assert_eq!((v1, v2), (1, 2));
+    assert_eq!(
+        store
+            .backup_version(alice, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .backup_version(alice, Some(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .auth_data,
+        "{}"
+    );
+    assert!(
+        store
+            .update_backup_version(alice, 2, "{\"y\":2}")
+            .await
+            .unwrap()
+    );
+    assert!(!store.update_backup_version(alice, 9, "{}").await.unwrap());
+
+    let etag = store
+        .put_backup_sessions(alice, 2, &[backed_up("s1", false, 5, "\"first\"")], better)
+        .await
+        .unwrap();
+    let worse = store
+        .put_backup_sessions(alice, 2, &[backed_up("s1", false, 9, "\"worse\"")], better)
+        .await
+        .unwrap();
+    assert_eq!(worse, etag, "nothing changed, the etag neither");
+    let improved = store
+        .put_backup_sessions(
+            alice,
+            2,
+            &[backed_up("s1", true, 9, "\"verified\"")],
+            better,
+        )
+        .await
+        .unwrap();
+    assert_ne!(improved, etag);
+    let kept = store.backup_sessions(alice, 2, None, None).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].session_data, "\"verified\"");
+    store
+        .put_backup_sessions(alice, 2, &[backed_up("s2", false, 0, "\"two\"")], better)
+        .await
+        .unwrap();
+    assert_eq!(store.backup_count(alice, 2).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .backup_sessions(alice, 2, Some("!room:localhost"), Some("s2"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .delete_backup_sessions(alice, 2, Some("!room:localhost"), Some("s2"))
+        .await
+        .unwrap();
+    assert_eq!(store.backup_count(alice, 2).await.unwrap(), 1);
+    assert!(store.delete_backup_version(alice, 2).await.unwrap());
+    assert!(!store.delete_backup_version(alice, 2).await.unwrap());
+    assert_eq!(
+        store
+            .backup_version(alice, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(store.backup_count(alice, 2).await.unwrap(), 0);
+    let v3 = store
+        .create_backup_version(alice, "m.megolm_backup.v1", "{}")
+        .await
+        .unwrap();
+    assert_eq!(v3, 3, "a deleted version's number is never reused");
+}
+
+fn notifying(n: usize, thread: &str, highlight: bool) -> WriteOp {
+    let mut event = event(n);
+    event.sender = "@alice:localhost".into();
+    WriteOp::Event(Box::new(EventWrite {
+        event,
+        push_actions: vec![PushAction {
+            user_id: "@bob:localhost".into(),
+            thread_id: thread.into(),
+            highlight,
+            actions: r#"["notify"]"#.into(),
+        }],
+        ..Default::default()
+    }))
+}
+
+async fn push_actions_count_per_thread_and_feed_pushers(h: &Harness) {
+    let store = &h.store;
+    let bob = "@bob:localhost";
+    let first = store.append(notifying(1, "main", false)).await.unwrap();
+    store.append(notifying(2, "main", true)).await.unwrap();
+    let third = store.append(notifying(3, "$root", false)).await.unwrap();
+    let mut counts = store
+        .notification_counts(bob, "!room:localhost", StreamPos(0))
+        .await
+        .unwrap();
+    counts.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| (c.thread_id.as_str(), c.notifications, c.highlights))
+            .collect::<Vec<_>>(),
+        [("$root", 1, 0), ("main", 2, 1)]
+    );
+    let after_first = store
+        .notification_counts(bob, "!room:localhost", first)
+        .await
+        .unwrap();
+    assert_eq!(after_first.iter().map(|c| c.notifications).sum::<u64>(), 2);
+    assert!(
+        store
+            .notification_counts("@alice:localhost", "!room:localhost", StreamPos(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = store
+        .notifications(bob, StreamPos(i64::MAX), 2, false)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].stream_pos, third, "newest first");
+    let highlights = store
+        .notifications(bob, StreamPos(i64::MAX), 10, true)
+        .await
+        .unwrap();
+    assert_eq!(highlights.len(), 1);
+    assert!(highlights[0].highlight);
+    assert_eq!(
+        store
+            .notifications_after(bob, first, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.unread_total(bob).await.unwrap(), 3);
+    store
+        .append(WriteOp::Receipt {
+            room_id: "!room:localhost".into(),
+            receipt_type: "m.read".into(),
+            user_id: bob.into(),
+            thread_id: String::new(),
+            event_id: "$event2".into(),
+            ts: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.unread_total(bob).await.unwrap(), 1);
+
+    let pusher = |user: &str| PusherRow {
+        user_id: user.into(),
+        app_id: "org.example.app".into(),
+        pushkey: "KEY".into(),
+        kind: "http".into(),
+        app_display_name: "App".into(),
+        device_display_name: "Phone".into(),
+        profile_tag: None,
+        lang: "en".into(),
+        data: r#"{"url":"https://push.example.org/_matrix/push/v1/notify"}"#.into(),
+        created_ts: 1,
+        delivered_pos: first,
+        failures: 0,
+        retry_at: 0,
+        last_error: None,
+    };
+    store.set_pusher(&pusher(bob), true).await.unwrap();
+    store
+        .set_pusher(&pusher("@carol:localhost"), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pushers(None).await.unwrap().len(),
+        1,
+        "append: false takes the pushkey from other users"
+    );
+    store.set_pusher(&pusher(bob), false).await.unwrap();
+    let mine = &store.pushers(Some("@carol:localhost")).await.unwrap()[0];
+    store.pusher_failed(mine, 500, "refused").await.unwrap();
+    let failed = &store.pushers(Some("@carol:localhost")).await.unwrap()[0];
+    assert_eq!((failed.failures, failed.retry_at), (1, 500));
+    store.pusher_delivered(failed, third).await.unwrap();
+    let delivered = &store.pushers(Some("@carol:localhost")).await.unwrap()[0];
+    assert_eq!((delivered.failures, delivered.delivered_pos), (0, third));
+    assert_eq!(store.pushers(None).await.unwrap().len(), 2);
+    assert!(
+        store
+            .delete_pusher(bob, "org.example.app", "KEY")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_pusher(bob, "org.example.app", "KEY")
+            .await
+            .unwrap()
+    );
+}
+
+async fn memberships_remember_when_their_kind_changed(h: &Harness) {
+    let store = &h.store;
+    // Events stored as the service stores them: the whole PDU, content inside.
+    let pdu = |n: usize, event_type: &str, key: &str, content: &str| PersistedEvent {
+        json: format!(r#"{{"type":"{event_type}","content":{content}}}"#),
+        ..state_event(n, event_type, key, content)
+    };
+    let member = |n: usize, kind: &str| {
+        WriteOp::Event(Box::new(EventWrite {
+            event: pdu(
+                n,
+                "m.room.member",
+                "@alice:localhost",
+                &format!(r#"{{"membership":"{kind}"}}"#),
+            ),
+            membership: Some(("@alice:localhost".to_owned(), kind.to_owned())),
+            ..Default::default()
+        }))
+    };
+    let joined = store.append(member(1, "join")).await.unwrap();
+    // A profile change is a join after a join: the membership's kind did not change.
+    let profile = store.append(member(2, "join")).await.unwrap();
+    let rows = store.user_memberships("@alice:localhost").await.unwrap();
+    assert_eq!((rows[0].stream_pos, rows[0].changed_pos), (profile, joined));
+    let left = store.append(member(3, "leave")).await.unwrap();
+    let rows = store.user_memberships("@alice:localhost").await.unwrap();
+    assert_eq!((rows[0].stream_pos, rows[0].changed_pos), (left, left));
+    // What history visibility needs: the user's memberships and the room's settings.
+    let setting = pdu(
+        4,
+        "m.room.history_visibility",
+        "",
+        r#"{"history_visibility":"joined"}"#,
+    );
+    let set_at = store.append(write(setting)).await.unwrap();
+    let (settings, memberships) = store
+        .visibility_changes("!room:localhost", "@alice:localhost")
+        .await
+        .unwrap();
+    assert_eq!(settings, [(set_at, "joined".to_owned())]);
+    assert_eq!(
+        memberships,
+        [
+            (joined, "join".to_owned()),
+            (profile, "join".to_owned()),
+            (left, "leave".to_owned())
+        ]
+    );
 }

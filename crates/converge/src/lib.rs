@@ -43,6 +43,7 @@ pub async fn services(config: &Config) -> Result<Services, StartError> {
 /// what [`start`] serves, and what tests drive in-process with [`app`].
 pub async fn build(config: Config, base_url: String) -> Result<AppState, StartError> {
     let services = Arc::new(services(&config).await?);
+    services.start_background();
     let gateways = Gateways::start(services.clone(), &config.gateways, &base_url)
         .await
         .map_err(|e| StartError::Services(format!("gateways: {e}")))?;
@@ -60,6 +61,7 @@ pub async fn build(config: Config, base_url: String) -> Result<AppState, StartEr
 pub async fn stop(state: &AppState) {
     state.services.sync.close();
     state.gateways.shutdown().await;
+    state.services.stop_background().await;
     state.services.close_store().await;
 }
 

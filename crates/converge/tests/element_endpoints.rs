@@ -1395,3 +1395,60 @@ async fn the_thread_list_orders_threads_by_their_newest_reply() {
     assert_error(&t.get(&threads(""), None).await, 401, "M_MISSING_TOKEN");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn history_visibility_bounds_timestamps_and_threads() {
+    let t = App::start().await;
+    let alice = t.register("alice", "password-alice").await;
+    let carol = t.register("carol", "password-carol").await;
+    let room = create_room(
+        &t,
+        &alice,
+        json!({ "preset": "public_chat", "initial_state": [{
+            "type": "m.room.history_visibility",
+            "content": { "history_visibility": "joined" },
+        }] }),
+    )
+    .await;
+    let early = say(&t, &alice, &room, "before carol").await;
+    reply(&t, &alice, &room, &early, "a reply before carol").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(join(&t, &carol, &room).await.0, StatusCode::OK);
+    // A reply after Carol joined does not show her a root she may not see.
+    reply(&t, &alice, &room, &early, "a reply after carol").await;
+    say(&t, &alice, &room, "after carol").await;
+
+    // From Alice's first message on, the first event Carol may see is her own join.
+    let early_ts = ts_of(&t, &alice, &room, &early).await;
+    let find = format!(
+        "{V1}/rooms/{}/timestamp_to_event?ts={early_ts}&dir=f",
+        enc(&room)
+    );
+    let (status, body) = t.get(&find, Some(&carol.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, seen) = t
+        .get(
+            &format!(
+                "{V3}/rooms/{}/event/{}",
+                enc(&room),
+                enc(body["event_id"].as_str().unwrap())
+            ),
+            Some(&carol.token),
+        )
+        .await;
+    assert_eq!(seen["type"], "m.room.member", "{seen}");
+    assert_eq!(seen["state_key"], carol.user_id);
+    let (_, body) = t.get(&find, Some(&alice.token)).await;
+    assert_eq!(body["event_id"], early);
+
+    let threads = format!("{V1}/rooms/{}/threads", enc(&room));
+    let (_, body) = t.get(&threads, Some(&carol.token)).await;
+    assert_eq!(body["chunk"], json!([]), "{body}");
+    let (_, body) = t.get(&threads, Some(&alice.token)).await;
+    assert_eq!(body["chunk"][0]["event_id"], early);
+    assert_eq!(
+        body["chunk"][0]["unsigned"]["m.relations"]["m.thread"]["count"],
+        2
+    );
+    t.stop().await;
+}

@@ -48,13 +48,14 @@ fn next_batch(body: &Value) -> String {
     body["next_batch"].as_str().expect("next_batch").to_owned()
 }
 
-/// The stream position of a sync token `s{pos}_{eph}`.
+/// The stream position and ephemeral serial of a sync token `s{pos}_{eph}_{to_device}`.
 fn token_parts(token: &str) -> (i64, i64) {
-    let (pos, eph) = token
+    let mut parts = token
         .strip_prefix('s')
-        .and_then(|t| t.split_once('_'))
-        .unwrap_or_else(|| panic!("sync token {token:?}"));
-    (pos.parse().unwrap(), eph.parse().unwrap())
+        .unwrap_or_else(|| panic!("sync token {token:?}"))
+        .split('_')
+        .map(|p| p.parse::<i64>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
 }
 
 fn bodies(events: &Value) -> Vec<String> {

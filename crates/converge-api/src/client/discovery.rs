@@ -16,13 +16,30 @@ use crate::{Ruma, RumaResponse};
 
 /// The spec versions whose endpoints Converge serves so far. A version goes on this list
 /// only once what it requires of a server works here.
-pub const SUPPORTED_VERSIONS: &[&str] = &["v1.1", "v1.2", "v1.3", "v1.4", "v1.5"];
+pub const SUPPORTED_VERSIONS: &[&str] = &[
+    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
+    "v1.12",
+];
+
+/// Unstable features clients look for, each true only if it works here.
+pub const UNSTABLE_FEATURES: &[(&str, bool)] = &[
+    // Element shows cross-signing set-up only when this is set.
+    ("org.matrix.e2e_cross_signing", true),
+    // Threaded read receipts and per-thread notification counts.
+    ("org.matrix.msc3771", true),
+    ("org.matrix.msc3773", true),
+];
 
 pub async fn get_supported_versions(
     _: Ruma<get_supported_versions::Request>,
 ) -> RumaResponse<get_supported_versions::Response> {
     let versions = SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect();
-    RumaResponse(get_supported_versions::Response::new(versions))
+    let mut response = get_supported_versions::Response::new(versions);
+    response.unstable_features = UNSTABLE_FEATURES
+        .iter()
+        .map(|(name, on)| ((*name).to_owned(), *on))
+        .collect();
+    RumaResponse(response)
 }
 
 pub async fn discover_homeserver(State(state): State<AppState>) -> Json<Value> {

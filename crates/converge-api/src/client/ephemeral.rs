@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use converge_core::Membership;
 use ruma::api::client::presence::{get_presence, set_presence};
 use ruma::api::client::read_marker::set_read_marker;
 use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::typing::create_typing_event;
+use ruma::events::receipt::ReceiptThread;
 use ruma::presence::PresenceState;
 
 use crate::error::{Error, Result};
@@ -27,31 +27,15 @@ pub async fn create_typing_event(
     if body.user_id != caller.user_id {
         return Err(Error::forbidden("you can only set your own typing state").into());
     }
-    let room_id = body.room_id.as_str();
-    let (membership, interested) = state
-        .services
-        .rooms
-        .snapshot(room_id, |room| {
-            (room.membership(caller.user_id.as_str()), room.interested())
-        })
-        .await?;
-    if membership != Membership::Join {
-        return Err(Error::forbidden("you are not in this room").into());
-    }
     let (typing, timeout) = match body.state {
         create_typing_event::v3::Typing::Yes(info) => (true, info.timeout),
         _ => (false, Duration::ZERO),
     };
-    if state
+    state
         .services
-        .ephemeral
-        .set_typing(room_id, caller.user_id.as_str(), typing, timeout)
-    {
-        state
-            .services
-            .notifier
-            .notify(&mut interested.iter().map(String::as_str));
-    }
+        .sync
+        .set_typing(&caller, body.room_id.as_str(), typing, timeout)
+        .await?;
     Ok(RumaResponse(create_typing_event::v3::Response::new()))
 }
 
@@ -61,6 +45,12 @@ pub async fn create_receipt(
 ) -> Result<RumaResponse<create_receipt::v3::Response>> {
     let (caller, body) = request.authed()?;
     let receipt_type = body.receipt_type.to_string();
+    let thread = match &body.thread {
+        ReceiptThread::Unthreaded => None,
+        ReceiptThread::Main => Some("main".to_owned()),
+        ReceiptThread::Thread(root) => Some(root.to_string()),
+        other => Some(other.as_str().unwrap_or_default().to_owned()),
+    };
     state
         .services
         .account_data
@@ -69,6 +59,7 @@ pub async fn create_receipt(
             body.room_id.as_str(),
             &receipt_type,
             body.event_id.as_str(),
+            thread.as_deref(),
         )
         .await?;
     Ok(RumaResponse(create_receipt::v3::Response::new()))

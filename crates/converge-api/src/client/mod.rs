@@ -6,10 +6,12 @@ mod device;
 mod directory;
 mod discovery;
 mod ephemeral;
+mod keys;
 mod membership;
 mod message;
 mod openid;
 mod profile;
+mod push;
 mod reporting;
 mod room;
 mod session;
@@ -24,10 +26,10 @@ mod voip;
 use axum::Router;
 use axum::routing::get;
 use ruma::api::client::{
-    account as acc, alias, config, context, device as dev, directory as dir, discovery as disc,
-    filter, knock, membership as mem, message as msg, presence, profile as prof, read_marker,
-    receipt, redact, relations, room as rm, session as sess, state as st, sync as sy, tag, typing,
-    user_directory,
+    account as acc, alias, backup, config, context, device as dev, directory as dir,
+    discovery as disc, filter, keys as k, knock, membership as mem, message as msg, presence,
+    profile as prof, push as p, read_marker, receipt, redact, relations, room as rm,
+    session as sess, state as st, sync as sy, tag, to_device, typing, user_directory,
 };
 
 use super::RouterExt;
@@ -68,6 +70,57 @@ pub fn routes() -> Router<AppState> {
         .ruma::<prof::set_avatar_url::v3::Request, _, _>(profile::set_avatar_url)
         .merge(room_routes())
         .merge(element_routes())
+        .merge(e2ee_routes())
+        .merge(push_routes())
+}
+
+fn e2ee_routes() -> Router<AppState> {
+    Router::new()
+        .ruma::<k::upload_keys::v3::Request, _, _>(keys::upload_keys)
+        .ruma::<k::get_keys::v3::Request, _, _>(keys::get_keys)
+        .ruma::<k::claim_keys::v3::Request, _, _>(keys::claim_keys)
+        .ruma::<k::get_key_changes::v3::Request, _, _>(keys::get_key_changes)
+        .ruma::<k::upload_signing_keys::v3::Request, _, _>(keys::upload_signing_keys)
+        .ruma::<k::upload_signatures::v3::Request, _, _>(keys::upload_signatures)
+        .ruma::<to_device::send_event_to_device::v3::Request, _, _>(keys::send_to_device)
+        .ruma::<backup::create_backup_version::v3::Request, _, _>(keys::create_backup_version)
+        .ruma::<backup::get_latest_backup_info::v3::Request, _, _>(keys::get_latest_backup_info)
+        .ruma::<backup::get_backup_info::v3::Request, _, _>(keys::get_backup_info)
+        .ruma::<backup::update_backup_version::v3::Request, _, _>(keys::update_backup_version)
+        .ruma::<backup::delete_backup_version::v3::Request, _, _>(keys::delete_backup_version)
+        .ruma::<backup::add_backup_keys::v3::Request, _, _>(keys::add_backup_keys)
+        .ruma::<backup::add_backup_keys_for_room::v3::Request, _, _>(keys::add_backup_keys_for_room)
+        .ruma::<backup::add_backup_keys_for_session::v3::Request, _, _>(
+            keys::add_backup_keys_for_session,
+        )
+        .ruma::<backup::get_backup_keys::v3::Request, _, _>(keys::get_backup_keys)
+        .ruma::<backup::get_backup_keys_for_room::v3::Request, _, _>(keys::get_backup_keys_for_room)
+        .ruma::<backup::get_backup_keys_for_session::v3::Request, _, _>(
+            keys::get_backup_keys_for_session,
+        )
+        .ruma::<backup::delete_backup_keys::v3::Request, _, _>(keys::delete_backup_keys)
+        .ruma::<backup::delete_backup_keys_for_room::v3::Request, _, _>(
+            keys::delete_backup_keys_for_room,
+        )
+        .ruma::<backup::delete_backup_keys_for_session::v3::Request, _, _>(
+            keys::delete_backup_keys_for_session,
+        )
+}
+
+fn push_routes() -> Router<AppState> {
+    Router::new()
+        .ruma::<p::get_pushrules_all::v3::Request, _, _>(push::get_pushrules_all)
+        .ruma::<p::get_pushrules_global_scope::v3::Request, _, _>(push::get_pushrules_global_scope)
+        .ruma::<p::get_pushrule::v3::Request, _, _>(push::get_pushrule)
+        .ruma::<p::set_pushrule::v3::Request, _, _>(push::set_pushrule)
+        .ruma::<p::delete_pushrule::v3::Request, _, _>(push::delete_pushrule)
+        .ruma::<p::get_pushrule_enabled::v3::Request, _, _>(push::get_pushrule_enabled)
+        .ruma::<p::set_pushrule_enabled::v3::Request, _, _>(push::set_pushrule_enabled)
+        .ruma::<p::get_pushrule_actions::v3::Request, _, _>(push::get_pushrule_actions)
+        .ruma::<p::set_pushrule_actions::v3::Request, _, _>(push::set_pushrule_actions)
+        .ruma::<p::get_pushers::v3::Request, _, _>(push::get_pushers)
+        .ruma::<p::set_pusher::v3::Request, _, _>(push::set_pusher)
+        .ruma::<p::get_notifications::v3::Request, _, _>(push::get_notifications)
 }
 
 fn room_routes() -> Router<AppState> {

@@ -280,8 +280,8 @@ pub async fn get_relating_events(
             },
             PageRequest {
                 from: body.from.as_deref(),
-                to: None,
-                backward: true,
+                to: body.to.as_deref(),
+                backward: body.dir == Direction::Backward,
                 limit: limit(body.limit, 50),
             },
         )
@@ -310,8 +310,8 @@ pub async fn get_relating_events_with_rel_type(
             },
             PageRequest {
                 from: body.from.as_deref(),
-                to: None,
-                backward: true,
+                to: body.to.as_deref(),
+                backward: body.dir == Direction::Backward,
                 limit: limit(body.limit, 50),
             },
         )
@@ -342,8 +342,8 @@ pub async fn get_relating_events_with_rel_type_and_event_type(
             },
             PageRequest {
                 from: body.from.as_deref(),
-                to: None,
-                backward: true,
+                to: body.to.as_deref(),
+                backward: body.dir == Direction::Backward,
                 limit: limit(body.limit, 50),
             },
         )

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use converge_core::{PersistedEvent, StreamPos, pdu};
-use converge_service::fetch::{BLOCKED, was_blocked};
+use converge_service::fetch::{BLOCKED, backoff, was_blocked};
 use converge_service::{Result, now_ms};
 use converge_store::Statement;
 use regex::Regex;
@@ -362,25 +362,9 @@ fn wants(sub: &SubscriptionRow, pattern: Option<&Regex>, event: &PersistedEvent)
         .unwrap_or(false)
 }
 
-/// The wait after `failures` failed attempts in a row: 1 s, 2 s, 4 s, ... up to `max`.
-fn backoff(failures: i64, max: Duration) -> Duration {
-    let exponent = failures.clamp(1, 31) as u32 - 1;
-    Duration::from_secs(1u64 << exponent).min(max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let max = Duration::from_secs(60);
-        assert_eq!(backoff(1, max), Duration::from_secs(1));
-        assert_eq!(backoff(2, max), Duration::from_secs(2));
-        assert_eq!(backoff(5, max), Duration::from_secs(16));
-        assert_eq!(backoff(7, max), max);
-        assert_eq!(backoff(1000, max), max);
-    }
 
     fn event(event_type: &str, body: &str) -> PersistedEvent {
         PersistedEvent {

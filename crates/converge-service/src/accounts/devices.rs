@@ -8,20 +8,29 @@ use ruma::api::client::uiaa::AuthData;
 
 use super::{Interactive, Sessions, check_display_name};
 use crate::caller::Caller;
+use crate::device_lists::DeviceLists;
 use crate::error::{Error, Result};
 
 pub struct Devices {
     store: Store,
     sessions: Arc<Sessions>,
     interactive: Arc<Interactive>,
+    /// Deleted devices are news to the user's co-members.
+    device_lists: Arc<DeviceLists>,
 }
 
 impl Devices {
-    pub fn new(store: Store, sessions: Arc<Sessions>, interactive: Arc<Interactive>) -> Self {
+    pub fn new(
+        store: Store,
+        sessions: Arc<Sessions>,
+        interactive: Arc<Interactive>,
+        device_lists: Arc<DeviceLists>,
+    ) -> Self {
         Self {
             store,
             sessions,
             interactive,
+            device_lists,
         }
     }
 
@@ -68,12 +77,12 @@ impl Devices {
             .confirm_password(caller, "delete_devices", auth)
             .await?;
         self.store
-            .delete_devices(&caller.localpart, device_ids)
+            .delete_devices(&caller.localpart, caller.user_id.as_str(), device_ids)
             .await?;
         for device_id in device_ids {
             self.sessions.forget(&caller.localpart, Some(device_id));
         }
         self.interactive.complete(&session);
-        Ok(())
+        self.device_lists.changed(caller.user_id.as_str()).await
     }
 }

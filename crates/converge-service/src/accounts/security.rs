@@ -8,6 +8,7 @@ use ruma::api::client::uiaa::AuthData;
 
 use super::{Interactive, Sessions};
 use crate::caller::Caller;
+use crate::device_lists::DeviceLists;
 use crate::error::Result;
 use crate::password::{self, Passwords};
 use crate::rooms::Rooms;
@@ -19,6 +20,8 @@ pub struct AccountSecurity {
     interactive: Arc<Interactive>,
     /// A deactivated user leaves their rooms.
     rooms: Arc<Rooms>,
+    /// Devices logged out are news to the user's co-members.
+    device_lists: Arc<DeviceLists>,
 }
 
 impl AccountSecurity {
@@ -28,6 +31,7 @@ impl AccountSecurity {
         sessions: Arc<Sessions>,
         interactive: Arc<Interactive>,
         rooms: Arc<Rooms>,
+        device_lists: Arc<DeviceLists>,
     ) -> Self {
         Self {
             store,
@@ -35,6 +39,7 @@ impl AccountSecurity {
             sessions,
             interactive,
             rooms,
+            device_lists,
         }
     }
 
@@ -57,9 +62,14 @@ impl AccountSecurity {
             .await?;
         if logout_devices {
             self.store
-                .delete_other_devices(&caller.localpart, Some(caller.device_id.as_str()))
+                .delete_other_devices(
+                    &caller.localpart,
+                    caller.user_id.as_str(),
+                    Some(caller.device_id.as_str()),
+                )
                 .await?;
             self.sessions.forget(&caller.localpart, None);
+            self.device_lists.changed(caller.user_id.as_str()).await?;
         }
         self.interactive.complete(&session);
         Ok(())
@@ -71,10 +81,13 @@ impl AccountSecurity {
             .interactive
             .confirm_password(caller, "deactivate", auth)
             .await?;
-        self.store.deactivate_user(&caller.localpart).await?;
+        self.store
+            .deactivate_user(&caller.localpart, caller.user_id.as_str())
+            .await?;
         self.sessions.forget(&caller.localpart, None);
         self.interactive.complete(&session);
         // A deactivated user leaves every room and rejects every invite, as the spec asks.
+        self.device_lists.changed(caller.user_id.as_str()).await?;
         self.rooms.leave_all(caller.user_id.as_str()).await?;
         tracing::info!(user = %caller.localpart, "deactivated");
         Ok(())

@@ -11,6 +11,7 @@ use ruma::{OwnedDeviceId, OwnedUserId};
 
 use super::{check_device_id, user_id};
 use crate::caller::{Caller, Client};
+use crate::device_lists::DeviceLists;
 use crate::error::{Error, Result};
 use crate::ids::{hash_token, new_token, random_device_id};
 use crate::now_ms;
@@ -50,6 +51,8 @@ pub struct Sessions {
     refresh_lifetime: Duration,
     limiter: Arc<RateLimiter>,
     passwords: Arc<Passwords>,
+    /// Ending a session deletes its device, which co-members' clients must learn.
+    device_lists: Arc<DeviceLists>,
     /// Recently resolved access tokens, so most requests skip the store. Every path that
     /// ends sessions drops the affected entries; entries also expire, which bounds how long
     /// another node could honour a revoked token once there are several.
@@ -66,6 +69,7 @@ impl Sessions {
         refresh_lifetime: Duration,
         limiter: Arc<RateLimiter>,
         passwords: Arc<Passwords>,
+        device_lists: Arc<DeviceLists>,
     ) -> Self {
         Self {
             store,
@@ -73,6 +77,7 @@ impl Sessions {
             refresh_lifetime,
             limiter,
             passwords,
+            device_lists,
             cache: Mutex::default(),
             last_seen: Mutex::default(),
         }
@@ -264,18 +269,22 @@ impl Sessions {
     /// `POST /logout`: ends the caller's session and deletes its device.
     pub async fn logout(&self, caller: &Caller) -> Result<()> {
         self.store
-            .delete_devices(&caller.localpart, &[caller.device_id.to_string()])
+            .delete_devices(
+                &caller.localpart,
+                caller.user_id.as_str(),
+                &[caller.device_id.to_string()],
+            )
             .await?;
         self.forget(&caller.localpart, Some(caller.device_id.as_str()));
-        Ok(())
+        self.device_lists.changed(caller.user_id.as_str()).await
     }
 
     /// `POST /logout/all`: ends every session of the caller.
     pub async fn logout_all(&self, caller: &Caller) -> Result<()> {
         self.store
-            .delete_other_devices(&caller.localpart, None)
+            .delete_other_devices(&caller.localpart, caller.user_id.as_str(), None)
             .await?;
         self.forget(&caller.localpart, None);
-        Ok(())
+        self.device_lists.changed(caller.user_id.as_str()).await
     }
 }

@@ -22,6 +22,7 @@ use state::{RoomState, StateEntry};
 use super::notifier::Notifier;
 use super::now_ms;
 use crate::error::{Error, Result};
+use crate::push::{PushRules, Recipient};
 
 /// A room's state behind the lock that serialises its events.
 type RoomHandle = Arc<tokio::sync::Mutex<RoomState>>;
@@ -64,6 +65,8 @@ pub struct Rooms {
     server_name: String,
     key: Ed25519KeyPair,
     notifier: Arc<dyn Notifier>,
+    /// Decides whom each new event notifies.
+    push: Arc<PushRules>,
     /// Rooms whose state is in memory. Entries are never stale: only `send` changes a
     /// room, and it updates the entry under the room's lock.
     cache: Mutex<HashMap<String, RoomHandle>>,
@@ -75,6 +78,9 @@ pub struct Rooms {
     /// Transactions whose events are queued but maybe not yet committed, so a retried
     /// request returns the same event even before the first commit finished.
     pending_txns: Mutex<HashMap<(String, String, String), String>>,
+    /// Events queued but maybe not yet committed, so that a redaction (or anything else
+    /// that looks an event up) finds one its sender just got an ID for.
+    queued_events: Mutex<HashMap<String, PersistedEvent>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -99,16 +105,40 @@ impl Rooms {
         server_name: String,
         key: Ed25519KeyPair,
         notifier: Arc<dyn Notifier>,
+        push: Arc<PushRules>,
     ) -> Self {
         Self {
             store,
             server_name,
             key,
             notifier,
+            push,
             cache: Mutex::default(),
             activity: Mutex::default(),
             pending_txns: Mutex::default(),
+            queued_events: Mutex::default(),
         }
+    }
+
+    /// An event by ID, committed or still queued, with its position (`None` while queued).
+    pub async fn event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(Option<StreamPos>, PersistedEvent)>> {
+        let queued = self
+            .queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event_id)
+            .cloned();
+        if let Some(event) = queued {
+            return Ok(Some((None, event)));
+        }
+        Ok(self
+            .store
+            .event(event_id)
+            .await?
+            .map(|(pos, event)| (Some(pos), event)))
     }
 
     pub fn server_name(&self) -> &str {
@@ -217,11 +247,19 @@ impl Rooms {
                 .insert(txn_key.clone(), event_id.clone());
         }
         self.begin_write(&room.room_id);
+        self.queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event_id.clone(), write.event.clone());
         let pending = self.store.enqueue(WriteOp::Event(Box::new(write))).await;
         let pending = match pending {
             Ok(pending) => pending,
             Err(err) => {
                 self.end_write(&room.room_id, None);
+                self.queued_events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&event_id);
                 self.forget_cached(&room.room_id);
                 return Err(err.into());
             }
@@ -238,16 +276,17 @@ impl Rooms {
     /// Waits for a queued event's commit, then wakes whoever it concerns.
     async fn finish(&self, queued: Queued) -> Result<(String, StreamPos)> {
         let Some(write) = queued.write else {
-            // A repeated transaction: answer with the event it created.
-            let (pos, _) = self
-                .store
-                .event(&queued.event_id)
-                .await?
-                .ok_or_else(|| Error::internal("a transaction's event is missing"))?;
+            // A repeated transaction: answer with the event it created, once the first
+            // request's commit is through (the retry may overtake it).
+            let pos = self.committed_position(&queued.event_id).await?;
             return Ok((queued.event_id, pos));
         };
         let result = write.committed().await;
         self.end_write(&queued.room_id, result.as_ref().ok().copied());
+        self.queued_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&queued.event_id);
         if let Some(txn_key) = &queued.txn_key {
             self.pending_txns
                 .lock()
@@ -264,6 +303,34 @@ impl Rooms {
                 // The cached state already holds the event; reload the room from the store.
                 self.forget_cached(&queued.room_id);
                 Err(err.into())
+            }
+        }
+    }
+
+    /// The position of an event that is committed or about to be: waits (boundedly) while it
+    /// is still queued.
+    async fn committed_position(&self, event_id: &str) -> Result<StreamPos> {
+        let mut committed = self.store.stream_position();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // Looked at before the store: an event leaves the queue only once committed,
+            // so if it was gone here, the store has it below.
+            let queued = self
+                .queued_events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(event_id);
+            if let Some((pos, _)) = self.store.event(event_id).await? {
+                return Ok(pos);
+            }
+            if !queued {
+                return Err(Error::internal("a transaction's event is missing"));
+            }
+            tokio::select! {
+                _ = committed.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::internal("a transaction's event was not committed in time"));
+                }
             }
         }
     }
@@ -361,6 +428,10 @@ impl Rooms {
             redacted_because: None,
         };
 
+        let push_actions = self
+            .push_actions(room, &persisted, membership.as_ref())
+            .await?;
+
         // Everyone who could see the room before, and the member whose membership changes.
         let mut interested = room.interested();
         if let Some((user, _)) = &membership {
@@ -407,9 +478,57 @@ impl Rooms {
                 new_room,
                 membership,
                 redaction,
+                push_actions,
             },
             interested,
         ))
+    }
+
+    /// Whom a new event notifies: the room's joined members (and an invitee, for their
+    /// invite) by their push rules, with the room's state before the event.
+    async fn push_actions(
+        &self,
+        room: &RoomState,
+        event: &PersistedEvent,
+        membership: Option<&(String, String)>,
+    ) -> Result<Vec<converge_store::PushAction>> {
+        let Ok(client) = pdu::client_event(&event.event_id, &event.json, None) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<(String, Option<String>)> = room
+            .members(auth::Membership::Join)
+            .map(|user| {
+                let name = room
+                    .get("m.room.member", user)
+                    .and_then(|e| e.content.get("displayname"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (user.to_owned(), name)
+            })
+            .collect();
+        let member_count = names.len() as u64;
+        let mut recipients: Vec<Recipient<'_>> = names
+            .iter()
+            .map(|(user, name)| Recipient {
+                user_id: user,
+                display_name: name.as_deref(),
+            })
+            .collect();
+        if let Some((invitee, kind)) = membership
+            && kind == "invite"
+        {
+            recipients.push(Recipient {
+                user_id: invitee,
+                display_name: None,
+            });
+        }
+        // A room whose power levels cannot be read (none is ever accepted so) notifies no one.
+        let Ok(power_levels) = auth::current_power_levels(room.version, room) else {
+            return Ok(Vec::new());
+        };
+        self.push
+            .evaluate(&client, &recipients, &power_levels, member_count)
+            .await
     }
 
     /// What redacting `target` changes, after checking the redaction is allowed.
@@ -419,7 +538,9 @@ impl Rooms {
         sender: &str,
         target: &str,
     ) -> Result<Option<Redaction>> {
-        let Some((_, original)) = self.store.event(target).await? else {
+        // An event still being committed can be redacted too: the redaction is queued
+        // after it, so it commits after it.
+        let Some((_, original)) = self.event(target).await? else {
             return Err(Error::NotFound("the event to redact does not exist".into()));
         };
         if original.room_id != room.room_id {

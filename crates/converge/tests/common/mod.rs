@@ -288,7 +288,7 @@ where
 }
 
 /// The newest `limit` events of a room, newest first, as `user` sees them.
-pub async fn recent_events(t: &TestServer, user: &User, room: &str, limit: u32) -> Vec<Value> {
+pub async fn recent_events(t: &impl Api, user: &User, room: &str, limit: u32) -> Vec<Value> {
     let (status, body) = t
         .get(
             &format!("{V3}/rooms/{}/messages?dir=b&limit={limit}", enc(room)),
@@ -300,7 +300,7 @@ pub async fn recent_events(t: &TestServer, user: &User, room: &str, limit: u32) 
 }
 
 /// Sends an `m.text` message and returns its event ID.
-pub async fn say(t: &TestServer, user: &User, room: &str, text: &str) -> String {
+pub async fn say(t: &impl Api, user: &User, room: &str, text: &str) -> String {
     let path = format!(
         "{V3}/rooms/{}/send/m.room.message/{}",
         enc(room),
@@ -405,7 +405,7 @@ pub fn next_txn() -> String {
 }
 
 /// Creates a room as `user` and returns its ID.
-pub async fn create_room(t: &TestServer, user: &User, body: Value) -> String {
+pub async fn create_room(t: &impl Api, user: &User, body: Value) -> String {
     let (status, body) = t
         .post(&format!("{V3}/createRoom"), Some(&user.token), body)
         .await;
