@@ -19,7 +19,9 @@ use crate::timeline::{Timeline, View, client_event};
 use crate::token::{SyncToken, page_token};
 
 /// Events `timestamp_to_event` reads per batch, and the most batches it reads: events the
-/// reader may not see are skipped, but not without bound.
+/// reader may not see are skipped, but not without bound. The first batch is small, since the
+/// nearest event is usually visible.
+const NEAR_FIRST_BATCH: u32 = 8;
 const NEAR_BATCH: u32 = 100;
 const NEAR_BATCHES: usize = 10;
 
@@ -79,12 +81,17 @@ impl History {
         // Everything at `ts` counts: start just before its first position going forward,
         // just after its last going back.
         let mut cursor = (ts, StreamPos(if forward { 0 } else { i64::MAX }));
-        for _ in 0..NEAR_BATCHES {
+        for round in 0..NEAR_BATCHES {
+            let size = if round == 0 {
+                NEAR_FIRST_BATCH
+            } else {
+                NEAR_BATCH
+            };
             let batch = self
                 .store
-                .events_near_ts(room_id, cursor, direction, view.readable_until, NEAR_BATCH)
+                .events_near_ts(room_id, cursor, direction, view.readable_until, size)
                 .await?;
-            let full = batch.len() as u32 == NEAR_BATCH;
+            let full = batch.len() as u32 == size;
             if let Some((_, event)) = batch.iter().find(|(pos, e)| view.visible(*pos, e)) {
                 return Ok((event.event_id.clone(), event.origin_server_ts));
             }
