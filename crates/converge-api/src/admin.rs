@@ -1,9 +1,10 @@
 //! Converge's admin API under `/_converge/admin/v1`, for server admins.
 //!
 //! `POST /_converge/admin/v1/registration_tokens` creates a registration token;
-//! `GET /_converge/admin/v1/registration_tokens/{token}` shows how much of it is used.
+//! `GET /_converge/admin/v1/registration_tokens/{token}` shows how much of it is used;
+//! `GET /_converge/admin/v1/reports?from=&limit=` lists content reports, newest first.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
             "/_converge/admin/v1/registration_tokens/{token}",
             get(get_registration_token),
         )
+        .route("/_converge/admin/v1/reports", get(list_reports))
 }
 
 #[derive(Deserialize)]
@@ -89,4 +91,29 @@ async fn get_registration_token(
     require_admin(&caller)?;
     let token = state.services.registration.token(&token).await?;
     Ok(Json(token.into()))
+}
+
+#[derive(Deserialize)]
+pub struct ReportsQuery {
+    /// `next_token` of the previous page.
+    from: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_reports(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    query: Result<Query<ReportsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(query) = query.map_err(|e| Error::InvalidParam(e.body_text()))?;
+    let page = state
+        .services
+        .reports
+        .list(&caller, query.from.as_deref(), query.limit)
+        .await?;
+    let mut body = serde_json::json!({ "reports": page.reports });
+    if let Some(next) = page.next_token {
+        body["next_token"] = serde_json::json!(next);
+    }
+    Ok(Json(body))
 }

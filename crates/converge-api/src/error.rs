@@ -54,6 +54,10 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Upstream(_) => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
         UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
+        ThreepidDenied(_) => (StatusCode::FORBIDDEN, "M_THREEPID_DENIED"),
+        ThreepidAuthFailed(_) => (StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED"),
+        ServerNotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
+        UnableToGrantJoin(_) => (StatusCode::BAD_REQUEST, "M_UNABLE_TO_GRANT_JOIN"),
         Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
     }
@@ -129,6 +133,22 @@ mod tests {
                 "M_LIMIT_EXCEEDED",
             ),
             (Error::UserInUse, 400, "M_USER_IN_USE"),
+            (Error::ThreepidDenied("no".into()), 403, "M_THREEPID_DENIED"),
+            (
+                Error::ThreepidAuthFailed("no".into()),
+                403,
+                "M_THREEPID_AUTH_FAILED",
+            ),
+            (
+                Error::ServerNotTrusted("no".into()),
+                400,
+                "M_SERVER_NOT_TRUSTED",
+            ),
+            (
+                Error::UnableToGrantJoin("no".into()),
+                400,
+                "M_UNABLE_TO_GRANT_JOIN",
+            ),
             (Error::internal("secret detail"), 500, "M_UNKNOWN"),
         ];
         for (error, status, code) in cases {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client;
 pub mod error;
 mod extract;
+mod federation;
 mod gateways;
 pub mod media;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(client::routes())
         .merge(admin::routes())
+        .merge(federation::routes())
         .merge(media::routes())
         .merge(ops::routes())
         .merge(gateways::routes(&state))

@@ -34,6 +34,9 @@ pub struct Ruma<T> {
     /// The authenticated caller; always `Some` on endpoints that require a token.
     pub caller: Option<Caller>,
     pub client: Client,
+    /// The JSON body as sent, for a field a newer spec version dropped from Ruma's type that
+    /// clients of the version Converge serves still send (a report's `score`).
+    pub json: Bytes,
 }
 
 impl<T> Ruma<T> {
@@ -135,6 +138,7 @@ where
             body,
             caller,
             client,
+            json: bytes,
         })
     }
 }

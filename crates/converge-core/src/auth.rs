@@ -7,8 +7,9 @@
 //! The rules are checked against the room state *before* the event. Converge hosts every room
 //! alone, so the rules that exist to police other servers (signatures, duplicate or rejected
 //! `auth_events`) are out of scope: the caller builds the auth events from its own state, using
-//! [`auth_event_keys`]. Third-party invites and restricted-room joins authorised by another user
-//! are not supported and are refused.
+//! [`auth_event_keys`]. Third-party invites are not supported and are refused. Restricted joins
+//! (`restricted`, `knock_restricted`) follow the rules of room versions 8 and later: the join
+//! names, in `join_authorised_via_users_server`, a joined user who may invite.
 
 use std::collections::HashMap;
 
@@ -374,8 +375,25 @@ fn check_member(
     let sender_level = power.user_level(sender);
     let target_level = power.user_level(target);
 
-    // Rule 4.2 (the authorising server's signature) needs no check: every event in a Converge
-    // room is signed by Converge, and restricted joins that rely on it are refused below.
+    // Rule 4.2: the event must be signed by the authorising user's server. Converge signs every
+    // event with its own key only, and every sender is one of its users, so the signature is
+    // valid exactly when the authorising user is on the sender's server.
+    let authoriser = match event.content.get("join_authorised_via_users_server") {
+        None => None,
+        Some(Value::String(user)) if user.starts_with('@') && server_of(user).is_some() => {
+            if server_of(user) != server_of(sender) {
+                return Err(AuthError::new(format!(
+                    "the join is not signed by the server of its authorising user {user}"
+                )));
+            }
+            Some(user.as_str())
+        }
+        Some(other) => {
+            return Err(AuthError::new(format!(
+                "join_authorised_via_users_server {other} is not a user ID"
+            )));
+        }
+    };
 
     match Membership::parse(wanted) {
         Some(Membership::Join) => {
@@ -405,12 +423,30 @@ fn check_member(
                 "invite" | "knock" => Err(AuthError::new(
                     "the room is invite-only and sender is not invited",
                 )),
-                // Restricted joins authorised via another user are not supported, so only
-                // users who are already invited or joined get in.
+                // Rule 4.3.5: whoever is invited or joined gets in; anyone else needs a user
+                // who is joined and may invite to vouch for the join. Whether the joiner meets
+                // the `allow` conditions is the resident server's check, not an auth rule.
                 "restricted" | "knock_restricted" if already_allowed => Ok(()),
-                "restricted" | "knock_restricted" => Err(AuthError::new(
-                    "restricted joins are not supported; sender is not invited",
-                )),
+                "restricted" | "knock_restricted" => {
+                    let authoriser = authoriser.ok_or_else(|| {
+                        AuthError::new(
+                            "the room is restricted and the join names no authorising user",
+                        )
+                    })?;
+                    if membership(state, authoriser) != Membership::Join {
+                        return Err(AuthError::new(format!(
+                            "the authorising user {authoriser} is not in the room"
+                        )));
+                    }
+                    let level = power.user_level(authoriser);
+                    if level < power.invite() {
+                        return Err(AuthError::new(format!(
+                            "the authorising user {authoriser} has power level {level}, below the {} needed to invite users",
+                            power.invite()
+                        )));
+                    }
+                    Ok(())
+                }
                 other => Err(AuthError::new(format!(
                     "join rule {other} does not allow joining"
                 ))),

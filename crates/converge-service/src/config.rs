@@ -34,6 +34,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub media: MediaConfig,
     pub push: PushConfig,
+    pub calls: CallsConfig,
     pub gateways: GatewaysConfig,
 }
 
@@ -54,6 +55,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             media: MediaConfig::default(),
             push: PushConfig::default(),
+            calls: CallsConfig::default(),
             gateways: GatewaysConfig::default(),
         }
     }
@@ -272,6 +274,38 @@ impl Default for UrlPreviewConfig {
     }
 }
 
+/// The `[calls]` section: what voice and video calls need from the server.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    pub turn: TurnConfig,
+}
+
+/// A TURN server that shares a secret with Converge (the TURN REST API scheme that coturn's
+/// `use-auth-secret` implements): Converge hands out time-limited credentials derived from
+/// the secret, so no per-user accounts exist on the TURN server.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// `turn:` and `turns:` URIs clients connect to.
+    pub external_uris: Vec<String>,
+    /// The secret shared with the TURN server; empty means no TURN server is configured.
+    pub shared_secret: String,
+    /// How long handed-out credentials stay valid.
+    #[serde(with = "human_duration")]
+    pub ttl: Duration,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            external_uris: Vec::new(),
+            shared_secret: String::new(),
+            ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
 /// The `[gateways]` section: the bot's name, and one subsection per gateway
 /// (`[gateways.webhooks]`, `[gateways.mqtt]`, ...). The subsections belong to the gateways:
 /// each is kept here as TOML and read (and checked, naming the key) by its gateway, so
@@ -450,6 +484,17 @@ impl Config {
         }
         if converge_core::id::validate_localpart(&self.gateways.bot, "localhost").is_err() {
             return invalid("gateways.bot", "not a valid localpart");
+        }
+        for uri in &self.calls.turn.external_uris {
+            if !(uri.starts_with("turn:") || uri.starts_with("turns:")) {
+                return invalid(
+                    "calls.turn.external_uris",
+                    "each URI must start with turn: or turns:",
+                );
+            }
+        }
+        if self.calls.turn.ttl.is_zero() {
+            return invalid("calls.turn.ttl", "must be positive");
         }
         if self.media.max_upload_size == 0 {
             return invalid("media.max_upload_size", "must be positive");
@@ -646,6 +691,14 @@ mod tests {
                 &[("CONVERGE_RATE_LIMITS__LOGIN__BURST", "0")],
                 "rate_limits.login",
             ),
+            (
+                &[(
+                    "CONVERGE_CALLS__TURN__EXTERNAL_URIS",
+                    "[\"stun:example.org\"]",
+                )],
+                "calls.turn.external_uris",
+            ),
+            (&[("CONVERGE_CALLS__TURN__TTL", "0s")], "calls.turn.ttl"),
         ];
         for (vars, key) in cases {
             let err = Config::load(None, env(vars))

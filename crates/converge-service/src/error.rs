@@ -77,6 +77,18 @@ pub enum Error {
     Upstream(String),
     #[error("this server does not support that room version")]
     UnsupportedRoomVersion,
+    /// The server does not accept this third-party identifier (email, phone) as a contact.
+    #[error("{0}")]
+    ThreepidDenied(String),
+    /// A third-party identifier's validation session could not be confirmed.
+    #[error("{0}")]
+    ThreepidAuthFailed(String),
+    /// The request names an identity server this server does not trust.
+    #[error("{0}")]
+    ServerNotTrusted(String),
+    /// The user may join a restricted room, but nobody in it can authorise the join.
+    #[error("{0}")]
+    UnableToGrantJoin(String),
     /// User-interactive authentication must (still) be completed: a 401 with the flows.
     #[error("user-interactive authentication required")]
     Uia(Box<Value>),

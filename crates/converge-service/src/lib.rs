@@ -8,6 +8,7 @@ pub mod account_data;
 pub mod accounts;
 pub mod backup;
 pub mod caller;
+pub mod calls;
 pub mod config;
 pub mod device_lists;
 pub mod directory;
@@ -16,17 +17,22 @@ pub mod ephemeral;
 pub mod error;
 pub mod fetch;
 pub mod filters;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod media;
 pub mod notifier;
+pub mod openid;
 pub mod password;
 pub mod push;
 pub mod pushers;
 pub mod ratelimit;
+pub mod reports;
 pub mod rooms;
+pub mod spaces;
 pub mod stream;
 pub mod sync;
+pub mod third_party;
 pub mod timeline;
 pub mod token;
 pub mod uia;
@@ -54,7 +60,7 @@ pub struct Services {
     pub security: AccountSecurity,
     pub reserved: Arc<Reserved>,
     pub rooms: Arc<rooms::Rooms>,
-    pub timeline: timeline::Timeline,
+    pub timeline: Arc<timeline::Timeline>,
     pub sync: Arc<sync::Sync>,
     pub push: Arc<push::PushRules>,
     pub pushers: Arc<pushers::Pushers>,
@@ -68,6 +74,12 @@ pub struct Services {
     pub stream: stream::EventStream,
     pub notifier: Arc<dyn notifier::Notifier>,
     pub limiter: Arc<ratelimit::RateLimiter>,
+    pub calls: calls::Calls,
+    pub third_party: third_party::ThirdParty,
+    pub openid: openid::OpenId,
+    pub reports: reports::Reports,
+    pub spaces: spaces::Spaces,
+    pub history: history::History,
     store: Store,
     /// Ends the background tasks ([`Services::start_background`]).
     stop: watch::Sender<bool>,
@@ -160,7 +172,14 @@ impl Services {
             rooms.clone(),
             &config.push,
         )?);
+        let timeline = Arc::new(timeline::Timeline::new(store.clone(), rooms.clone()));
         Ok(Self {
+            calls: calls::Calls::new(config.calls.turn.clone()),
+            third_party: third_party::ThirdParty,
+            openid: openid::OpenId::new(store.clone(), server_name.clone()),
+            reports: reports::Reports::new(store.clone(), rooms.clone(), timeline.clone()),
+            spaces: spaces::Spaces::new(store.clone(), rooms.clone()),
+            history: history::History::new(store.clone(), timeline.clone()),
             registration: Registration {
                 store: store.clone(),
                 server_name: server_name.clone(),
@@ -188,7 +207,7 @@ impl Services {
             ),
             sessions,
             reserved,
-            timeline: timeline::Timeline::new(store.clone(), rooms.clone()),
+            timeline,
             sync: Arc::new(sync::Sync::new(
                 store.clone(),
                 rooms.clone(),

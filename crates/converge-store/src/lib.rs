@@ -10,9 +10,12 @@ mod db;
 mod error;
 mod events;
 mod keys;
+mod lookups;
 mod media;
 mod migrate;
+mod openid;
 mod push;
+mod reports;
 mod rooms;
 mod tables;
 pub mod testing;
@@ -28,8 +31,10 @@ pub use keys::{
     BackupSession, BackupVersion, CrossSigningKey, KeySignature, OneTimeKey, OneTimeKeysAdded,
     ToDeviceMessage,
 };
+pub use lookups::ThreadRow;
 pub use media::{MediaRow, ThumbnailRow};
 pub use push::{NotificationRow, PusherRow, ThreadCounts};
+pub use reports::{NewReport, ReportRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{

@@ -22,6 +22,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0006_device_secrets.sql"),
     ),
     (7, include_str!("../migrations/sqlite/0007_e2ee_push.sql")),
+    (8, include_str!("../migrations/sqlite/0008_element.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -35,6 +36,7 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_device_secrets.sql"),
     ),
     (7, include_str!("../migrations/postgres/0007_e2ee_push.sql")),
+    (8, include_str!("../migrations/postgres/0008_element.sql")),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
     BackupSession, CrossSigningKey, Direction, EventWrite, KeySignature, MediaRow, Migration,
-    NewRoom, NewSession, NewUser, OneTimeKey, OneTimeKeysAdded, PushAction, PusherRow, Redaction,
-    RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
+    NewReport, NewRoom, NewSession, NewUser, OneTimeKey, OneTimeKeysAdded, PushAction, PusherRow,
+    Redaction, RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
 };
 
 /// A store under test, and a way to open it again.
@@ -39,6 +39,11 @@ converge_store::on_both_backends!(
     media_rows_reservations_thumbnails_and_purge,
     a_users_feed_is_its_joined_rooms_and_own_invites,
     component_tables_migrate_once_and_round_trip,
+    openid_tokens_expire_and_are_swept,
+    reports_are_listed_newest_first,
+    events_are_found_by_timestamp,
+    thread_roots_follow_their_newest_reply,
+    state_of_one_type_and_moved_aliases,
     every_write_survives_32_concurrent_writers,
     device_and_cross_signing_keys_and_signatures,
     one_time_keys_are_claimed_once_then_the_fallback,
@@ -1452,6 +1457,341 @@ async fn component_tables_migrate_once_and_round_trip(h: &Harness) {
     assert_eq!(changed, [1, 1, 0]);
 }
 
+async fn openid_tokens_expire_and_are_swept(h: &Harness) {
+    let store = &h.store;
+    store
+        .create_openid_token(b"first", "@alice:localhost", 1_000, 0)
+        .await
+        .unwrap();
+    store
+        .create_openid_token(b"second", "@bob:localhost", 5_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .openid_token_user(b"first", 999)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("@alice:localhost")
+    );
+    assert_eq!(
+        store.openid_token_user(b"first", 1_000).await.unwrap(),
+        None
+    );
+    assert_eq!(store.openid_token_user(b"unknown", 0).await.unwrap(), None);
+    // A new token sweeps the expired ones: the first is gone even for an earlier clock.
+    store
+        .create_openid_token(b"third", "@alice:localhost", 9_000, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(store.openid_token_user(b"first", 0).await.unwrap(), None);
+    assert_eq!(
+        store
+            .openid_token_user(b"second", 2_000)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("@bob:localhost")
+    );
+    // A token hash is stored once.
+    assert!(
+        store
+            .create_openid_token(b"third", "@mallory:localhost", 9_000, 2_000)
+            .await
+            .is_err()
+    );
+}
+
+async fn reports_are_listed_newest_first(h: &Harness) {
+    let store = &h.store;
+    let report = |n: i64| NewReport {
+        room_id: "!room:localhost".into(),
+        event_id: (n % 2 == 0).then(|| format!("$event{n}")),
+        reporter: "@alice:localhost".into(),
+        reason: Some(format!("reason {n}")),
+        score: (n == 2).then_some(-100),
+        received_ts: 1_000 + n,
+    };
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(store.insert_report(&report(n)).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let page = store.reports(None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
+    assert_eq!(page[1].report, report(2));
+    assert_eq!(page[0].report.event_id, None);
+    let rest = store.reports(Some(page[1].id), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].report, report(1));
+    assert!(store.reports(Some(ids[0]), 10).await.unwrap().is_empty());
+}
+
+async fn events_are_found_by_timestamp(h: &Harness) {
+    let store = &h.store;
+    let mut positions = Vec::new();
+    for (n, ts) in [(1, 100), (2, 200), (3, 200), (4, 300)] {
+        let e = PersistedEvent {
+            origin_server_ts: ts,
+            ..event(n)
+        };
+        positions.push(store.append(write(e)).await.unwrap());
+    }
+    let mut other = event(5);
+    other.room_id = "!other:localhost".into();
+    other.origin_server_ts = 150;
+    store.append(write(other)).await.unwrap();
+    let room = "!room:localhost";
+    let all = StreamPos(i64::MAX);
+    let first =
+        |events: Vec<(StreamPos, PersistedEvent)>| events.first().map(|(_, e)| e.event_id.clone());
+    // From just before (forward) or just after (backward) everything at `ts`.
+    let near = |ts, dir, until| {
+        let start = if dir == Direction::Forward {
+            StreamPos(0)
+        } else {
+            StreamPos(i64::MAX)
+        };
+        store.events_near_ts(room, (ts, start), dir, until, 1)
+    };
+    assert_eq!(
+        first(near(150, Direction::Forward, all).await.unwrap()).as_deref(),
+        Some("$event2")
+    );
+    assert_eq!(
+        first(near(150, Direction::Backward, all).await.unwrap()).as_deref(),
+        Some("$event1")
+    );
+    assert_eq!(
+        first(near(200, Direction::Forward, all).await.unwrap()).as_deref(),
+        Some("$event2")
+    );
+    assert_eq!(
+        first(near(200, Direction::Backward, all).await.unwrap()).as_deref(),
+        Some("$event3")
+    );
+    assert_eq!(
+        first(near(301, Direction::Forward, all).await.unwrap()),
+        None
+    );
+    assert_eq!(
+        first(near(99, Direction::Backward, all).await.unwrap()),
+        None
+    );
+    // Events past what the reader may see are not candidates.
+    assert_eq!(
+        first(near(250, Direction::Forward, positions[2]).await.unwrap()),
+        None
+    );
+    let candidates = store
+        .events_near_ts(room, (0, StreamPos(0)), Direction::Forward, all, 10)
+        .await
+        .unwrap();
+    assert_eq!(candidates.len(), 4);
+    // Reading on from a candidate: at its timestamp, only what lies beyond its position.
+    let (pos2, _) = &candidates[1];
+    let on = store
+        .events_near_ts(room, (200, *pos2), Direction::Forward, all, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = on.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event3", "$event4"]);
+    let (pos3, _) = &candidates[2];
+    let back = store
+        .events_near_ts(room, (200, *pos3), Direction::Backward, all, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = back.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$event2", "$event1"]);
+}
+
+async fn thread_roots_follow_their_newest_reply(h: &Harness) {
+    let store = &h.store;
+    let reply = |n: usize, root: &str, sender: &str| PersistedEvent {
+        sender: sender.to_owned(),
+        relation: Some((root.to_owned(), "m.thread".to_owned())),
+        ..event(n)
+    };
+    let root_a = store.append(write(event(1))).await.unwrap();
+    let bob_root = PersistedEvent {
+        sender: "@bob:localhost".into(),
+        ..event(2)
+    };
+    store.append(write(bob_root)).await.unwrap();
+    store
+        .append(write(reply(3, "$event1", "@bob:localhost")))
+        .await
+        .unwrap();
+    store
+        .append(write(reply(4, "$event2", "@bob:localhost")))
+        .await
+        .unwrap();
+    let a_latest = store
+        .append(write(reply(5, "$event1", "@bob:localhost")))
+        .await
+        .unwrap();
+    // A reaction is no thread reply, and a relation to an unknown event is no thread.
+    let mut reaction = event(6);
+    reaction.relation = Some(("$event2".into(), "m.annotation".into()));
+    store.append(write(reaction)).await.unwrap();
+    store
+        .append(write(reply(7, "$missing", "@alice:localhost")))
+        .await
+        .unwrap();
+    let mut elsewhere = reply(8, "$event1", "@carol:localhost");
+    elsewhere.room_id = "!other:localhost".into();
+    store.append(write(elsewhere)).await.unwrap();
+
+    let room = "!room:localhost";
+    let all = StreamPos(i64::MAX);
+    let threads = store
+        .thread_roots(room, "@alice:localhost", all, all, false, 10)
+        .await
+        .unwrap();
+    let roots: Vec<_> = threads.iter().map(|t| t.root_id.as_str()).collect();
+    assert_eq!(roots, ["$event1", "$event2"]);
+    assert_eq!(
+        (
+            threads[0].latest_id.as_str(),
+            threads[0].latest_pos,
+            threads[0].count
+        ),
+        ("$event5", a_latest, 2)
+    );
+    // Alice sent the first root; she never touched Bob's thread.
+    assert!(threads[0].participated);
+    assert!(!threads[1].participated);
+    assert_eq!(threads[1].count, 1);
+
+    let mine = store
+        .thread_roots(room, "@alice:localhost", all, all, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].root_id, "$event1");
+    let bobs = store
+        .thread_roots(room, "@bob:localhost", all, all, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(bobs.len(), 2);
+
+    // Paging: the next page starts below the last thread's newest reply.
+    let page = store
+        .thread_roots(room, "@alice:localhost", all, all, false, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    let next = store
+        .thread_roots(room, "@alice:localhost", all, page[0].latest_pos, false, 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].root_id, "$event2");
+
+    // A reader who may see up to the first reply sees one thread with one reply.
+    let early = store
+        .thread_roots(
+            room,
+            "@alice:localhost",
+            StreamPos(root_a.0 + 2),
+            all,
+            false,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(early.len(), 1);
+    assert_eq!((early[0].root_id.as_str(), early[0].count), ("$event1", 1));
+}
+
+async fn state_of_one_type_and_moved_aliases(h: &Harness) {
+    let store = &h.store;
+    for (n, key) in [
+        (1, "!a:localhost"),
+        (2, "!b:localhost"),
+        (3, "!a:localhost"),
+    ] {
+        store
+            .append(write(state_event(
+                n,
+                "m.space.child",
+                key,
+                &format!(r#"{{"content":{{"via":["localhost"]}},"n":{n}}}"#),
+            )))
+            .await
+            .unwrap();
+    }
+    store
+        .append(write(state_event(4, "m.room.name", "", r#"{"name":"x"}"#)))
+        .await
+        .unwrap();
+    let mut children: Vec<_> = store
+        .room_state_of_type("!room:localhost", "m.space.child")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| (e.state_key.unwrap(), e.event_id))
+        .collect();
+    children.sort();
+    assert_eq!(
+        children,
+        [
+            ("!a:localhost".to_owned(), "$event3".to_owned()),
+            ("!b:localhost".to_owned(), "$event2".to_owned())
+        ]
+    );
+    assert!(
+        store
+            .room_state_of_type("!other:localhost", "m.space.child")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for alias in ["#one:localhost", "#two:localhost"] {
+        assert!(
+            store
+                .create_alias(alias, "!old:localhost", "@a:localhost", 1)
+                .await
+                .unwrap()
+        );
+    }
+    store
+        .create_alias("#else:localhost", "!else:localhost", "@a:localhost", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .move_aliases("!old:localhost", "!new:localhost")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .room_aliases("!old:localhost")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.room_aliases("!new:localhost").await.unwrap(),
+        ["#one:localhost", "#two:localhost"]
+    );
+    assert_eq!(
+        store.alias("#one:localhost").await.unwrap(),
+        Some(("!new:localhost".into(), "@a:localhost".into()))
+    );
+    assert_eq!(
+        store.room_aliases("!else:localhost").await.unwrap().len(),
+        1
+    );
+}
+
 /// Every write function, run by 32 tasks at once on the same rows where that is what real
 /// traffic does (one user's filters, one device, one alias, one room's directory entry):
 /// no write may fail because another wrote at the same moment. Outcomes that the data
@@ -1923,6 +2263,39 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
                 "delete_pusher",
                 store
                     .delete_pusher(shared_user, "app", &pusher.pushkey)
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "create_openid_token",
+                store
+                    .create_openid_token(
+                        format!("openid{n}").as_bytes(),
+                        &me,
+                        10 + n as i64,
+                        n as i64,
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "insert_report",
+                store
+                    .insert_report(&NewReport {
+                        room_id: "!room:localhost".into(),
+                        reporter: me.clone(),
+                        received_ts: n as i64,
+                        ..NewReport::default()
+                    })
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "move_aliases",
+                store
+                    .move_aliases("!room:localhost", "!room:localhost")
                     .await
                     .map(drop),
             );

@@ -9,11 +9,19 @@ mod ephemeral;
 mod keys;
 mod membership;
 mod message;
+mod openid;
 mod profile;
 mod push;
+mod reporting;
 mod room;
 mod session;
+mod spaces;
 mod sync;
+mod thirdparty;
+mod threads;
+mod threepid;
+mod upgrades;
+mod voip;
 
 use axum::Router;
 use axum::routing::get;
@@ -61,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .ruma::<prof::get_avatar_url::v3::Request, _, _>(profile::get_avatar_url)
         .ruma::<prof::set_avatar_url::v3::Request, _, _>(profile::set_avatar_url)
         .merge(room_routes())
+        .merge(element_routes())
         .merge(e2ee_routes())
         .merge(push_routes())
 }
@@ -184,4 +193,42 @@ fn room_routes() -> Router<AppState> {
             directory::get_public_rooms_filtered,
         )
         .ruma::<user_directory::search_users::v3::Request, _, _>(directory::search_users)
+}
+
+/// What Element calls beyond chatting: calls, third parties, OpenID, reports, upgrades,
+/// spaces, threads and jumping to a date.
+fn element_routes() -> Router<AppState> {
+    use ruma::api::client::{
+        account as acc, room as rm, space, thirdparty as tp, threads as th, voip as call,
+    };
+    Router::new()
+        .ruma::<call::get_turn_server_info::v3::Request, _, _>(voip::get_turn_server)
+        .ruma::<tp::get_protocols::v3::Request, _, _>(thirdparty::get_protocols)
+        .ruma::<tp::get_protocol::v3::Request, _, _>(thirdparty::get_protocol)
+        .ruma::<tp::get_location_for_protocol::v3::Request, _, _>(
+            thirdparty::get_location_for_protocol,
+        )
+        .ruma::<tp::get_location_for_room_alias::v3::Request, _, _>(
+            thirdparty::get_location_for_room_alias,
+        )
+        .ruma::<tp::get_user_for_protocol::v3::Request, _, _>(thirdparty::get_user_for_protocol)
+        .ruma::<tp::get_user_for_user_id::v3::Request, _, _>(thirdparty::get_user_for_user_id)
+        .ruma::<acc::get_3pids::v3::Request, _, _>(threepid::get_3pids)
+        .ruma::<acc::request_3pid_management_token_via_email::v3::Request, _, _>(
+            threepid::request_token_via_email,
+        )
+        .ruma::<acc::request_3pid_management_token_via_msisdn::v3::Request, _, _>(
+            threepid::request_token_via_msisdn,
+        )
+        .ruma::<acc::add_3pid::v3::Request, _, _>(threepid::add_3pid)
+        .ruma::<acc::bind_3pid::v3::Request, _, _>(threepid::bind_3pid)
+        .ruma::<acc::delete_3pid::v3::Request, _, _>(threepid::delete_3pid)
+        .ruma::<acc::unbind_3pid::v3::Request, _, _>(threepid::unbind_3pid)
+        .ruma::<acc::request_openid_token::v3::Request, _, _>(openid::request_openid_token)
+        .ruma::<rm::report_content::v3::Request, _, _>(reporting::report_event)
+        .ruma::<rm::report_room::v3::Request, _, _>(reporting::report_room)
+        .ruma::<rm::upgrade_room::v3::Request, _, _>(upgrades::upgrade_room)
+        .ruma::<space::get_hierarchy::v1::Request, _, _>(spaces::get_hierarchy)
+        .ruma::<th::get_threads::v1::Request, _, _>(threads::get_threads)
+        .ruma::<rm::get_event_by_timestamp::v1::Request, _, _>(threads::get_event_by_timestamp)
 }

@@ -423,7 +423,7 @@ fn join_rules() {
             "join a restricted room uninvited",
             room().join_rule("restricted"),
             member_ev(DAVE, DAVE, "join"),
-            Reject("restricted joins are not supported"),
+            Reject("names no authorising user"),
         ),
         case(
             "join a restricted room via an authorising user",
@@ -434,7 +434,7 @@ fn join_rules() {
                 DAVE,
                 json!({ "membership": "join", "join_authorised_via_users_server": ALICE }),
             ),
-            Reject("restricted joins are not supported"),
+            Allow,
         ),
         case(
             "join a restricted room when invited",
@@ -446,7 +446,7 @@ fn join_rules() {
             "join a knock_restricted room uninvited",
             room().join_rule("knock_restricted"),
             member_ev(DAVE, DAVE, "join"),
-            Reject("restricted joins are not supported"),
+            Reject("names no authorising user"),
         ),
         case(
             "join a knock_restricted room when invited",
@@ -479,6 +479,157 @@ fn join_rules() {
             Allow,
         ),
     ]);
+}
+
+/// A join carrying `join_authorised_via_users_server`, authorised by `via`.
+fn authorised_join(sender: &str, via: Value) -> Ev {
+    state_ev(
+        sender,
+        MEMBER,
+        sender,
+        json!({ "membership": "join", "join_authorised_via_users_server": via }),
+    )
+}
+
+#[test]
+fn restricted_joins() {
+    // Both restricted join rules behave alike for joins; each case runs under both.
+    let mut cases = Vec::new();
+    for rule in ["restricted", "knock_restricted"] {
+        let restricted = move || room().join_rule(rule);
+        let name = |what: &str| -> &'static str { format!("{rule}: {what}").leak() };
+        cases.extend([
+            case(
+                name("joined admin authorises"),
+                restricted(),
+                authorised_join(DAVE, json!(ALICE)),
+                Allow,
+            ),
+            case(
+                name("joined member at the default invite level authorises"),
+                restricted(),
+                authorised_join(DAVE, json!(CAROL)),
+                Allow,
+            ),
+            case(
+                name("authorising user below the invite level"),
+                restricted().pl(pl_with(json!({ "invite": 50 }))),
+                authorised_join(DAVE, json!(CAROL)),
+                Reject("below the 50 needed to invite users"),
+            ),
+            case(
+                name("moderator at the invite level authorises"),
+                restricted().pl(pl_with(json!({ "invite": 50 }))),
+                authorised_join(DAVE, json!(BOB)),
+                Allow,
+            ),
+            case(
+                name("authorising user was never in the room"),
+                restricted(),
+                authorised_join(DAVE, json!(EVE)),
+                Reject("is not in the room"),
+            ),
+            case(
+                name("authorising user is only invited"),
+                restricted().member(EVE, "invite"),
+                authorised_join(DAVE, json!(EVE)),
+                Reject("is not in the room"),
+            ),
+            case(
+                name("authorising user left"),
+                restricted().member(EVE, "leave"),
+                authorised_join(DAVE, json!(EVE)),
+                Reject("is not in the room"),
+            ),
+            case(
+                name("authorising user is on another server"),
+                restricted().member("@zed:other.org", "join"),
+                authorised_join(DAVE, json!("@zed:other.org")),
+                Reject("not signed by the server"),
+            ),
+            case(
+                name("authorising user is not a string"),
+                restricted(),
+                authorised_join(DAVE, json!(42)),
+                Reject("is not a user ID"),
+            ),
+            case(
+                name("authorising user is not a user ID"),
+                restricted(),
+                authorised_join(DAVE, json!("alice")),
+                Reject("is not a user ID"),
+            ),
+            case(
+                name("banned user with an authorising user"),
+                restricted().member(DAVE, "ban"),
+                authorised_join(DAVE, json!(ALICE)),
+                Reject("banned"),
+            ),
+            case(
+                name("join on behalf of another user with an authorising user"),
+                restricted(),
+                state_ev(
+                    BOB,
+                    MEMBER,
+                    DAVE,
+                    json!({ "membership": "join", "join_authorised_via_users_server": ALICE }),
+                ),
+                Reject("on behalf of"),
+            ),
+            case(
+                name("joined member updates their member event without authoriser"),
+                restricted(),
+                member_ev(CAROL, CAROL, "join"),
+                Allow,
+            ),
+            case(
+                name("invited user joins with an authorising user who cannot invite"),
+                restricted()
+                    .pl(pl_with(json!({ "invite": 50 })))
+                    .member(EVE, "invite"),
+                authorised_join(EVE, json!(CAROL)),
+                Allow,
+            ),
+        ]);
+    }
+    cases.extend([
+        case(
+            "an authorising user does not open an invite-only room",
+            room(),
+            authorised_join(DAVE, json!(ALICE)),
+            Reject("invite-only"),
+        ),
+        case(
+            "an authorising user does not open a knock room",
+            room().join_rule("knock"),
+            authorised_join(DAVE, json!(ALICE)),
+            Reject("invite-only"),
+        ),
+        case(
+            "a local authorising user in a public room changes nothing",
+            room().join_rule("public"),
+            authorised_join(DAVE, json!(ALICE)),
+            Allow,
+        ),
+        case(
+            "a foreign authorising user fails the signature rule even in a public room",
+            room().join_rule("public"),
+            authorised_join(DAVE, json!("@zed:other.org")),
+            Reject("not signed by the server"),
+        ),
+        case(
+            "an invite naming a foreign authorising user fails the signature rule",
+            room(),
+            state_ev(
+                CAROL,
+                MEMBER,
+                DAVE,
+                json!({ "membership": "invite", "join_authorised_via_users_server": "@zed:other.org" }),
+            ),
+            Reject("not signed by the server"),
+        ),
+    ]);
+    run(cases);
 }
 
 #[test]

@@ -176,12 +176,31 @@ impl Rooms {
             events.push(NewEvent::state("m.room.member", user, content));
         }
 
-        let handle =
-            std::sync::Arc::new(tokio::sync::Mutex::new(RoomState::new(&room_id, version)));
+        self.create_with(&room_id, version, creator, events, alias.as_deref())
+            .await?;
+        if request.public {
+            self.store.set_room_public(&room_id, true).await?;
+        }
+        tracing::info!(room = %room_id, %creator, "room created");
+        Ok(room_id)
+    }
+
+    /// Makes a new room out of `events`, the first of which is its `m.room.create`, all sent
+    /// by `creator` in order under the new room's lock and committed together. If the create
+    /// event itself is refused, no trace of the room (nor of its `alias`) is left.
+    pub(super) async fn create_with(
+        &self,
+        room_id: &str,
+        version: RoomVersion,
+        creator: &str,
+        events: Vec<NewEvent<'_>>,
+        alias: Option<&str>,
+    ) -> Result<()> {
+        let handle = std::sync::Arc::new(tokio::sync::Mutex::new(RoomState::new(room_id, version)));
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(room_id.clone(), handle.clone());
+            .insert(room_id.to_owned(), handle.clone());
         let mut queued = Vec::with_capacity(events.len());
         {
             let mut room = handle.lock().await;
@@ -191,9 +210,8 @@ impl Rooms {
                     Err(err) => {
                         drop(room);
                         if queued.is_empty() {
-                            // The create event itself was refused: no trace of the room.
-                            self.forget_cached(&room_id);
-                            if let Some(alias) = &alias {
+                            self.forget_cached(room_id);
+                            if let Some(alias) = alias {
                                 let _ = self.store.delete_alias(alias).await;
                             }
                         }
@@ -208,10 +226,6 @@ impl Rooms {
         for q in queued {
             self.finish(q).await?;
         }
-        if request.public {
-            self.store.set_room_public(&room_id, true).await?;
-        }
-        tracing::info!(room = %room_id, %creator, "room created");
-        Ok(room_id)
+        Ok(())
     }
 }

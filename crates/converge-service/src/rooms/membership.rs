@@ -5,10 +5,39 @@
 //! checks the endpoints promise beyond them (the target must be in the room to be kicked).
 
 use converge_core::Membership;
+use converge_core::auth;
 use serde_json::{Value, json};
 
+use super::state::RoomState;
 use super::{NewEvent, Rooms};
 use crate::error::{Error, Result};
+
+/// The rooms whose members may join `room` without an invite, when its join rule is
+/// `restricted` or `knock_restricted` and `user` is neither invited nor joined (who is, gets
+/// in without conditions). Entries of other types or without a room ID are ignored, as the
+/// spec asks.
+fn restricted_allow(room: &RoomState, user: &str) -> Option<Vec<String>> {
+    let rules = room.get("m.room.join_rules", "")?;
+    let rule = rules.content.get("join_rule")?.as_str()?;
+    if !matches!(rule, "restricted" | "knock_restricted")
+        || matches!(room.membership(user), Membership::Join | Membership::Invite)
+    {
+        return None;
+    }
+    let allowed = rules
+        .content
+        .get("allow")
+        .and_then(Value::as_array)
+        .map(|allow| {
+            allow
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+                .filter_map(|a| a.get("room_id")?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(allowed)
+}
 
 impl Rooms {
     /// A user's profile as it goes into their member events.
@@ -55,24 +84,64 @@ impl Rooms {
 
     /// Joins `user` to a room (by ID).
     pub async fn join(&self, room_id: &str, user: &str, reason: Option<&str>) -> Result<String> {
-        let profile = self.member_profile(user).await?;
+        let mut profile = self.member_profile(user).await?;
         // Joining again with the same profile changes nothing: no new event.
-        let unchanged = self
+        let (unchanged, restricted_to) = self
             .snapshot(room_id, |room| {
-                room.get("m.room.member", user).is_some_and(|e| {
+                let unchanged = room.get("m.room.member", user).is_some_and(|e| {
                     let field = |name: &str| e.content.get(name).cloned();
                     field("membership").as_ref().and_then(|m| m.as_str()) == Some("join")
                         && field("displayname") == profile.get("displayname").cloned()
                         && field("avatar_url") == profile.get("avatar_url").cloned()
-                })
+                });
+                (unchanged, restricted_allow(room, user))
             })
             .await?;
         if unchanged && reason.is_none() {
             return Ok(room_id.to_owned());
         }
+        if let Some(allowed) = restricted_to {
+            let authoriser = self.authorise_restricted(room_id, user, &allowed).await?;
+            profile["join_authorised_via_users_server"] = json!(authoriser);
+        }
         self.set_membership(room_id, user, user, "join", reason, profile)
             .await?;
         Ok(room_id.to_owned())
+    }
+
+    /// Checks that `user` meets a restricted room's `allow` conditions (joined to one of the
+    /// `allowed` rooms) and picks the member who vouches for the join: a local user joined
+    /// to the room who may invite, the most powerful first. The auth rules check the pick
+    /// again when the join is sent.
+    async fn authorise_restricted(
+        &self,
+        room_id: &str,
+        user: &str,
+        allowed: &[String],
+    ) -> Result<String> {
+        let joined = self.joined_rooms(user).await?;
+        if !allowed.iter().any(|room| joined.contains(room)) {
+            return Err(Error::forbidden(
+                "the room is restricted to members of rooms you are not joined to",
+            ));
+        }
+        let local = format!(":{}", self.server_name);
+        let authoriser = self
+            .snapshot(room_id, |room| {
+                let levels = auth::current_power_levels(room.version, room).ok()?;
+                room.members(Membership::Join)
+                    .filter(|member| member.ends_with(&local))
+                    .map(|member| (levels.user_level(member), member))
+                    .filter(|(level, _)| *level >= levels.invite())
+                    .max_by(|(la, a), (lb, b)| la.cmp(lb).then_with(|| b.cmp(a)))
+                    .map(|(_, member)| member.to_owned())
+            })
+            .await?;
+        authoriser.ok_or_else(|| {
+            Error::UnableToGrantJoin(
+                "nobody in the room may invite, so nobody can authorise the join".into(),
+            )
+        })
     }
 
     /// Resolves a room ID or alias to a room ID on this server.

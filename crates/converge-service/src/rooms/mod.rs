@@ -4,6 +4,7 @@
 mod create;
 mod membership;
 pub mod state;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
