@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use converge_core::push::{
-    CompiledRules, FlattenedEvent, PushContext, insert_legacy_mention_rules, validate_new_rule,
+    CompiledRules, EventPlan, FlattenedEvent, PushContext, insert_legacy_mention_rules,
+    validate_new_rule,
 };
 use converge_core::{PowerLevels, StreamPos};
-use converge_store::{PushAction, Store, WriteOp};
+use converge_store::{EventNotifications, Notification, Store, WriteOp};
 use ruma::push::{Action, AnyPushRuleRef, NewPushRule, PushCondition, RuleKind, Ruleset};
 use ruma::{OwnedUserId, UserId};
 use serde_json::{Value, json};
@@ -52,15 +53,21 @@ pub struct PushRules {
     /// The gateways' users have no client to notify.
     reserved: Arc<Reserved>,
     cache: Mutex<HashMap<String, Arc<CompiledRules>>>,
+    /// The server defaults, compiled once for everyone who never changed their rules (the
+    /// compiled rules stand for "the recipient" where a ruleset names its owner).
+    defaults: Arc<CompiledRules>,
 }
 
 impl PushRules {
     pub fn new(store: Store, notifier: Arc<dyn Notifier>, reserved: Arc<Reserved>) -> Self {
+        let anyone =
+            OwnedUserId::try_from("@push-defaults:converge.invalid").expect("a valid user ID");
         Self {
             store,
             notifier,
             reserved,
             cache: Mutex::default(),
+            defaults: Arc::new(CompiledRules::new(&Self::server_default(&anyone), &anyone)),
         }
     }
 
@@ -79,16 +86,25 @@ impl PushRules {
     /// A user's rules: their stored rules, with any server-default rule they do not have
     /// yet (a newer server's), or the server defaults.
     pub async fn ruleset(&self, user: &UserId) -> Result<Ruleset> {
+        Ok(self
+            .stored(user)
+            .await?
+            .unwrap_or_else(|| Self::server_default(user)))
+    }
+
+    /// A user's stored rules, completed with any server-default rule they do not have yet;
+    /// `None` for a user who never changed theirs.
+    async fn stored(&self, user: &UserId) -> Result<Option<Ruleset>> {
         let stored = self
             .store
             .account_data(user.as_str(), None, PUSH_RULES)
             .await?
             .and_then(|json| serde_json::from_str::<Value>(&json).ok())
             .and_then(|value| serde_json::from_value::<Ruleset>(value["global"].clone()).ok());
-        let defaults = Self::server_default(user);
         let Some(mut ruleset) = stored else {
-            return Ok(defaults);
+            return Ok(None);
         };
+        let defaults = Self::server_default(user);
         for rule in defaults.override_ {
             if ruleset.override_.get(rule.rule_id.as_str()).is_none() {
                 ruleset.override_.insert(rule);
@@ -104,7 +120,7 @@ impl PushRules {
                 ruleset.underride.insert(rule);
             }
         }
-        Ok(ruleset)
+        Ok(Some(ruleset))
     }
 
     /// The `m.push_rules` account data for a user who never changed their rules.
@@ -255,17 +271,23 @@ impl PushRules {
         self.save(&caller.user_id, &ruleset).await
     }
 
-    /// The compiled rules of a user, from the cache or compiled now.
+    /// The compiled rules of a user, from the cache or compiled now: the shared server
+    /// defaults for a user who never changed theirs.
     async fn compiled(&self, user: &str) -> Result<Arc<CompiledRules>> {
         if let Some(rules) = self.lock().get(user) {
             return Ok(rules.clone());
         }
         let user_id = OwnedUserId::try_from(user).map_err(Error::internal)?;
-        let ruleset = self.ruleset(&user_id).await?;
-        let compiled = Arc::new(CompiledRules::new(&ruleset, &user_id));
-        for (rule, why) in compiled.skipped() {
-            tracing::debug!(user, rule, why, "push rule never matches");
-        }
+        let compiled = match self.stored(&user_id).await? {
+            None => self.defaults.clone(),
+            Some(ruleset) => {
+                let compiled = Arc::new(CompiledRules::new(&ruleset, &user_id));
+                for (rule, why) in compiled.skipped() {
+                    tracing::debug!(user, rule, why, "push rule never matches");
+                }
+                compiled
+            }
+        };
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED {
             cache.clear();
@@ -274,15 +296,18 @@ impl PushRules {
         Ok(compiled)
     }
 
-    /// What a new event means for each of `recipients` (the room's joined members): the
-    /// notifications to store with it. `event` is the client form with `room_id`.
+    /// What a new event means for each of `recipients` (the room's joined members, and an
+    /// invitee for their invite): the notifications to store with it, as the outcome most
+    /// members share and the recipients whose rules decided otherwise. `event` is the client
+    /// form with `room_id`.
     pub async fn evaluate(
         &self,
         event: &Value,
         recipients: &[Recipient<'_>],
+        invitee: Option<&str>,
         power_levels: &PowerLevels,
         member_count: u64,
-    ) -> Result<Vec<PushAction>> {
+    ) -> Result<EventNotifications> {
         let sender = event["sender"].as_str().unwrap_or_default();
         let flattened = FlattenedEvent::new(event);
         let context = PushContext::new(power_levels, sender, member_count);
@@ -292,26 +317,73 @@ impl PushRules {
             }
             _ => "main".to_owned(),
         };
-        let mut actions = Vec::new();
+        // The distinct notifications (highlight, actions) decided, and each recipient's
+        // (`None`: no notification), as an index into them: there are few distinct ones.
+        let mut notified: Vec<(&Recipient<'_>, Arc<CompiledRules>)> =
+            Vec::with_capacity(recipients.len());
         for recipient in recipients {
             if recipient.user_id == sender || self.reserved.is_virtual(recipient.user_id) {
                 continue;
             }
-            let rules = self.compiled(recipient.user_id).await?;
-            let outcome = rules.evaluate(
+            notified.push((recipient, self.compiled(recipient.user_id).await?));
+        }
+        // One plan per distinct compiled ruleset: most members share the server defaults.
+        let mut plans: HashMap<*const CompiledRules, EventPlan<'_>> = HashMap::new();
+        for (_, rules) in &notified {
+            plans
+                .entry(Arc::as_ptr(rules))
+                .or_insert_with(|| rules.plan(&flattened, &context));
+        }
+        let mut distinct: Vec<Notification> = Vec::new();
+        let mut outcomes: Vec<(&str, Option<usize>)> = Vec::with_capacity(notified.len());
+        for (recipient, rules) in &notified {
+            let outcome = plans[&Arc::as_ptr(rules)].outcome(
                 &flattened,
                 &context.with_display_name(recipient.display_name),
+                recipient.user_id,
             );
-            if outcome.notify {
-                actions.push(PushAction {
-                    user_id: recipient.user_id.to_owned(),
-                    thread_id: thread_id.clone(),
-                    highlight: outcome.highlight,
-                    actions: serde_json::to_string(outcome.actions).unwrap_or_else(|_| "[]".into()),
-                });
+            let decided = outcome.notify.then(|| {
+                let same = |n: &Notification| {
+                    n.highlight == outcome.highlight && n.actions == outcome.actions_json
+                };
+                distinct.iter().position(same).unwrap_or_else(|| {
+                    distinct.push(Notification {
+                        highlight: outcome.highlight,
+                        actions: outcome.actions_json.to_owned(),
+                    });
+                    distinct.len() - 1
+                })
+            });
+            outcomes.push((recipient.user_id, decided));
+        }
+        // The members' outcome is the most common one among the joined members.
+        let mut tally = vec![0usize; distinct.len() + 1];
+        for (user, outcome) in &outcomes {
+            if Some(*user) != invitee {
+                tally[outcome.map_or(distinct.len(), |i| i)] += 1;
             }
         }
-        Ok(actions)
+        // On a tie, no notification wins (the last index), so silence is the default.
+        let most = (0..tally.len())
+            .max_by_key(|&i| tally[i])
+            .unwrap_or(distinct.len());
+        let members = (most < distinct.len()).then_some(most);
+        let exceptions = outcomes
+            .iter()
+            .filter(|(user, outcome)| {
+                if Some(*user) == invitee {
+                    outcome.is_some()
+                } else {
+                    *outcome != members
+                }
+            })
+            .map(|(user, outcome)| ((*user).to_owned(), outcome.map(|i| distinct[i].clone())))
+            .collect();
+        Ok(EventNotifications {
+            thread_id,
+            members: members.map(|i| distinct[i].clone()),
+            exceptions,
+        })
     }
 
     /// A user's unread notifications in a room: those after their read receipts and after

@@ -38,7 +38,8 @@ pub use reports::{NewReport, ReportRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
 pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{
-    EventWrite, NewRoom, PendingWrite, PushAction, Redaction, WriteOp, WriterConfig, WriterStats,
+    EventNotifications, EventWrite, NewRoom, Notification, PendingWrite, Redaction, WriteOp,
+    WriterConfig, WriterStats,
 };
 
 use converge_core::StreamPos;

@@ -23,6 +23,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (7, include_str!("../migrations/sqlite/0007_e2ee_push.sql")),
     (8, include_str!("../migrations/sqlite/0008_element.sql")),
+    (9, include_str!("../migrations/sqlite/0009_event_push.sql")),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -37,6 +38,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (7, include_str!("../migrations/postgres/0007_e2ee_push.sql")),
     (8, include_str!("../migrations/postgres/0008_element.sql")),
+    (
+        9,
+        include_str!("../migrations/postgres/0009_event_push.sql"),
+    ),
 ];
 
 /// An arbitrary constant key for the advisory lock that serialises migrations between

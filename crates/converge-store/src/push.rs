@@ -73,8 +73,41 @@ macro_rules! pusher_from_row {
     }};
 }
 
+/// A user's notifications: in rooms they are joined to, the events since they joined that
+/// are not their own and notify them (by the members' outcome, unless a row of their own
+/// says otherwise); in rooms they are invited to, their own rows that notify (the invite).
+/// Rooms they left notify them no more. `$1` is the user.
+const USER_NOTIFICATIONS: &str = "\
+    SELECT p.stream_pos, p.room_id, p.event_id, p.thread_id, p.ts, \
+           COALESCE(x.highlight, p.highlight) AS highlight, COALESCE(x.actions, p.actions) AS actions \
+    FROM memberships m JOIN event_push p ON p.room_id = m.room_id AND p.stream_pos > m.changed_pos \
+    LEFT JOIN event_push_exceptions x ON x.stream_pos = p.stream_pos AND x.user_id = $1 \
+    WHERE m.user_id = $1 AND m.membership = 'join' AND p.sender <> $1 \
+      AND COALESCE(x.notify, p.members_notify) \
+    UNION ALL \
+    SELECT p.stream_pos, p.room_id, p.event_id, p.thread_id, p.ts, x.highlight, x.actions \
+    FROM event_push_exceptions x JOIN event_push p ON p.stream_pos = x.stream_pos \
+    WHERE x.user_id = $1 AND x.notify AND EXISTS (SELECT 1 FROM memberships m \
+      WHERE m.user_id = $1 AND m.room_id = p.room_id AND m.membership = 'invite')";
+
+macro_rules! notification_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        NotificationRow {
+            stream_pos: StreamPos(row.try_get("stream_pos")?),
+            room_id: row.try_get("room_id")?,
+            event_id: row.try_get("event_id")?,
+            thread_id: row.try_get("thread_id")?,
+            highlight: row.try_get("highlight")?,
+            actions: row.try_get("actions")?,
+            ts: row.try_get("ts")?,
+        }
+    }};
+}
+
 impl Store {
-    /// A user's notification counts in a room after `after`, per thread.
+    /// A user's notification counts in a room after `after`, per thread: events after that
+    /// position (and after they joined) that notify them.
     pub async fn notification_counts(
         &self,
         user_id: &str,
@@ -83,9 +116,16 @@ impl Store {
     ) -> Result<Vec<ThreadCounts>, StoreError> {
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
-                "SELECT thread_id, COUNT(*) AS n, SUM(CASE WHEN highlight THEN 1 ELSE 0 END) AS h \
-                 FROM event_push_actions WHERE user_id = $1 AND room_id = $2 AND stream_pos > $3 \
-                 GROUP BY thread_id",
+                "SELECT p.thread_id, COUNT(*) AS n, \
+                 SUM(CASE WHEN COALESCE(x.highlight, p.highlight) THEN 1 ELSE 0 END) AS h \
+                 FROM event_push p \
+                 LEFT JOIN event_push_exceptions x ON x.stream_pos = p.stream_pos AND x.user_id = $1 \
+                 WHERE p.room_id = $2 AND p.stream_pos > $3 AND CASE WHEN x.user_id IS NULL THEN \
+                   p.members_notify AND p.sender <> $1 AND p.stream_pos > COALESCE((SELECT m.changed_pos \
+                   FROM memberships m WHERE m.user_id = $1 AND m.room_id = $2 AND m.membership = 'join'), \
+                   9223372036854775807) \
+                 ELSE x.notify END \
+                 GROUP BY p.thread_id",
             )
             .bind(user_id).bind(room_id).bind(after.0)
             .fetch_all(pool).await?;
@@ -136,25 +176,17 @@ impl Store {
         limit: u32,
         only_highlight: bool,
     ) -> Result<Vec<NotificationRow>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM ({USER_NOTIFICATIONS}) n WHERE n.stream_pos < $2 AND (n.highlight OR NOT $3) \
+             ORDER BY n.stream_pos DESC LIMIT $4"
+        );
         on_pool!(&self.inner.db, pool => {
-            let rows = sqlx::query(
-                "SELECT stream_pos, room_id, event_id, thread_id, highlight, actions, ts \
-                 FROM event_push_actions WHERE user_id = $1 AND stream_pos < $2 \
-                 AND (highlight OR NOT $3) ORDER BY stream_pos DESC LIMIT $4",
-            )
-            .bind(user_id).bind(before.0).bind(only_highlight).bind(i64::from(limit))
-            .fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(user_id).bind(before.0).bind(only_highlight).bind(i64::from(limit))
+                .fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(NotificationRow {
-                    stream_pos: StreamPos(row.try_get("stream_pos")?),
-                    room_id: row.try_get("room_id")?,
-                    event_id: row.try_get("event_id")?,
-                    thread_id: row.try_get("thread_id")?,
-                    highlight: row.try_get("highlight")?,
-                    actions: row.try_get("actions")?,
-                    ts: row.try_get("ts")?,
-                });
+            for row in &rows {
+                out.push(notification_from_row!(row));
             }
             Ok(out)
         })
@@ -167,25 +199,17 @@ impl Store {
         after: StreamPos,
         limit: u32,
     ) -> Result<Vec<NotificationRow>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM ({USER_NOTIFICATIONS}) n WHERE n.stream_pos > $2 \
+             ORDER BY n.stream_pos LIMIT $3"
+        );
         on_pool!(&self.inner.db, pool => {
-            let rows = sqlx::query(
-                "SELECT stream_pos, room_id, event_id, thread_id, highlight, actions, ts \
-                 FROM event_push_actions WHERE user_id = $1 AND stream_pos > $2 \
-                 ORDER BY stream_pos LIMIT $3",
-            )
-            .bind(user_id).bind(after.0).bind(i64::from(limit))
-            .fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(user_id).bind(after.0).bind(i64::from(limit))
+                .fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(NotificationRow {
-                    stream_pos: StreamPos(row.try_get("stream_pos")?),
-                    room_id: row.try_get("room_id")?,
-                    event_id: row.try_get("event_id")?,
-                    thread_id: row.try_get("thread_id")?,
-                    highlight: row.try_get("highlight")?,
-                    actions: row.try_get("actions")?,
-                    ts: row.try_get("ts")?,
-                });
+            for row in &rows {
+                out.push(notification_from_row!(row));
             }
             Ok(out)
         })
@@ -284,14 +308,13 @@ impl Store {
     /// newest read receipt and, in rooms the user joined, after the join (an invite counts
     /// until it is accepted).
     pub async fn unread_total(&self, user_id: &str) -> Result<i64, StoreError> {
-        on_pool!(&self.inner.db, pool => Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM event_push_actions a WHERE a.user_id = $1 AND a.stream_pos > \
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM ({USER_NOTIFICATIONS}) a WHERE a.stream_pos > \
              COALESCE((SELECT MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id \
-             WHERE r.room_id = a.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0) \
-             AND a.stream_pos > COALESCE((SELECT m.changed_pos FROM memberships m WHERE m.user_id = $1 \
-             AND m.room_id = a.room_id AND m.membership = 'join'), 0)",
-        )
-        .bind(user_id)
-        .fetch_one(pool).await?.try_get("n")?))
+             WHERE r.room_id = a.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0)"
+        );
+        on_pool!(&self.inner.db, pool => Ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(user_id)
+            .fetch_one(pool).await?.try_get("n")?))
     }
 }

@@ -49,15 +49,32 @@ pub enum WriteOp {
     DeviceListChange { user_id: String },
 }
 
-/// What one member's push rules decided for an event that notifies them.
+/// A notification: what an event means for a user whose push rules say it notifies them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushAction {
-    pub user_id: String,
-    /// `main`, or the thread root's event ID.
-    pub thread_id: String,
+pub struct Notification {
     pub highlight: bool,
     /// The actions as JSON, for pushers and `/notifications`.
     pub actions: String,
+}
+
+/// What the push rules of an event's recipients decided, stored once per event: one outcome
+/// for the room's joined members, and the recipients whose rules decided otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventNotifications {
+    /// `main`, or the thread root's event ID.
+    pub thread_id: String,
+    /// The outcome for every member joined when the event was sent (other than its sender)
+    /// who is not in `exceptions`; `None`: the event does not notify them.
+    pub members: Option<Notification>,
+    /// Recipients (members, or an invitee for their invite) with a different outcome.
+    pub exceptions: Vec<(String, Option<Notification>)>,
+}
+
+impl EventNotifications {
+    /// Whether the event notifies anyone, and so needs storing.
+    pub fn notifies_anyone(&self) -> bool {
+        self.members.is_some() || self.exceptions.iter().any(|(_, n)| n.is_some())
+    }
 }
 
 /// A room event and the rows it changes besides the stream.
@@ -70,8 +87,8 @@ pub struct EventWrite {
     pub membership: Option<(String, String)>,
     /// For a redaction: what happens to the redacted event.
     pub redaction: Option<Redaction>,
-    /// The members this event notifies, and how.
-    pub push_actions: Vec<PushAction>,
+    /// Whom this event notifies, and how.
+    pub notifications: Option<EventNotifications>,
 }
 
 /// The change a redaction makes to the event it redacts.
@@ -355,21 +372,35 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
                         .execute(&mut *tx)
                         .await?;
                     }
-                    for push in &write.push_actions {
+                    if let Some(push) = write.notifications.as_ref().filter(|n| n.notifies_anyone()) {
                         sqlx::query(
-                            "INSERT INTO event_push_actions (user_id, room_id, stream_pos, event_id, \
-                             thread_id, highlight, actions, ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            "INSERT INTO event_push (stream_pos, room_id, event_id, sender, thread_id, ts, \
+                             members_notify, highlight, actions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         )
-                        .bind(&push.user_id)
-                        .bind(&event.room_id)
                         .bind(pos)
+                        .bind(&event.room_id)
                         .bind(&event.event_id)
+                        .bind(&event.sender)
                         .bind(&push.thread_id)
-                        .bind(push.highlight)
-                        .bind(&push.actions)
                         .bind(event.origin_server_ts)
+                        .bind(push.members.is_some())
+                        .bind(push.members.as_ref().is_some_and(|n| n.highlight))
+                        .bind(push.members.as_ref().map_or("[]", |n| n.actions.as_str()))
                         .execute(&mut *tx)
                         .await?;
+                        for (user_id, outcome) in &push.exceptions {
+                            sqlx::query(
+                                "INSERT INTO event_push_exceptions (stream_pos, user_id, notify, highlight, actions) \
+                                 VALUES ($1, $2, $3, $4, $5)",
+                            )
+                            .bind(pos)
+                            .bind(user_id)
+                            .bind(outcome.is_some())
+                            .bind(outcome.as_ref().is_some_and(|n| n.highlight))
+                            .bind(outcome.as_ref().map_or("[]", |n| n.actions.as_str()))
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                     }
                     if let Some(redaction) = &write.redaction {
                         sqlx::query("UPDATE events SET json = $1, redacted_because = $2 WHERE event_id = $3")

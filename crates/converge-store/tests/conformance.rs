@@ -7,9 +7,10 @@ use std::collections::HashSet;
 
 use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
-    BackupSession, CrossSigningKey, Direction, EventWrite, KeySignature, MediaRow, Migration,
-    NewReport, NewRoom, NewSession, NewUser, OneTimeKey, OneTimeKeysAdded, PushAction, PusherRow,
-    Redaction, RegistrationToken, Statement, StoreError, ThumbnailRow, Value, WriteOp, testing,
+    BackupSession, CrossSigningKey, Direction, EventNotifications, EventWrite, KeySignature,
+    MediaRow, Migration, NewReport, NewRoom, NewSession, NewUser, Notification, OneTimeKey,
+    OneTimeKeysAdded, PusherRow, Redaction, RegistrationToken, Statement, StoreError, ThumbnailRow,
+    Value, WriteOp, testing,
 };
 
 /// A store under test, and a way to open it again.
@@ -2775,72 +2776,139 @@ async fn key_backup_keeps_the_better_session(h: &Harness) {
     assert_eq!(v3, 3, "a deleted version's number is never reused");
 }
 
-fn notifying(n: usize, thread: &str, highlight: bool) -> WriteOp {
-    let mut event = event(n);
-    event.sender = "@alice:localhost".into();
+fn loud(highlight: bool) -> Option<Notification> {
+    Some(Notification {
+        highlight,
+        actions: r#"["notify"]"#.into(),
+    })
+}
+
+/// An event from Alice whose notifications are `members` for the joined members and
+/// `exceptions` for the named users.
+fn notifying(
+    n: usize,
+    thread: &str,
+    members: Option<Notification>,
+    exceptions: &[(&str, Option<Notification>)],
+) -> WriteOp {
     WriteOp::Event(Box::new(EventWrite {
-        event,
-        push_actions: vec![PushAction {
-            user_id: "@bob:localhost".into(),
+        event: event(n),
+        notifications: Some(EventNotifications {
             thread_id: thread.into(),
-            highlight,
-            actions: r#"["notify"]"#.into(),
-        }],
+            members,
+            exceptions: exceptions
+                .iter()
+                .map(|(user, outcome)| ((*user).to_owned(), outcome.clone()))
+                .collect(),
+        }),
         ..Default::default()
     }))
 }
 
 async fn push_actions_count_per_thread_and_feed_pushers(h: &Harness) {
     let store = &h.store;
-    let bob = "@bob:localhost";
-    let first = store.append(notifying(1, "main", false)).await.unwrap();
-    store.append(notifying(2, "main", true)).await.unwrap();
-    let third = store.append(notifying(3, "$root", false)).await.unwrap();
-    let mut counts = store
-        .notification_counts(bob, "!room:localhost", StreamPos(0))
-        .await
-        .unwrap();
-    counts.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
-    assert_eq!(
+    let (alice, bob, carol, dave, erin) = (
+        "@alice:localhost",
+        "@bob:localhost",
+        "@carol:localhost",
+        "@dave:localhost",
+        "@erin:localhost",
+    );
+    for (n, user) in [(100, alice), (101, bob), (102, carol)] {
+        store.append(membership(n, user, "join")).await.unwrap();
+    }
+    let counts = |user: &'static str, after: StreamPos| async move {
+        let mut counts = store
+            .notification_counts(user, "!room:localhost", after)
+            .await
+            .unwrap();
+        counts.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
         counts
             .iter()
-            .map(|c| (c.thread_id.as_str(), c.notifications, c.highlights))
-            .collect::<Vec<_>>(),
-        [("$root", 1, 0), ("main", 2, 1)]
-    );
-    let after_first = store
-        .notification_counts(bob, "!room:localhost", first)
+            .map(|c| (c.thread_id.clone(), c.notifications, c.highlights))
+            .collect::<Vec<_>>()
+    };
+    // Carol muted the room; Bob is mentioned in the second; the third is in a thread.
+    let first = store
+        .append(notifying(1, "main", loud(false), &[(carol, None)]))
         .await
         .unwrap();
-    assert_eq!(after_first.iter().map(|c| c.notifications).sum::<u64>(), 2);
-    assert!(
-        store
-            .notification_counts("@alice:localhost", "!room:localhost", StreamPos(0))
-            .await
-            .unwrap()
-            .is_empty()
+    store
+        .append(notifying(2, "main", loud(false), &[(bob, loud(true))]))
+        .await
+        .unwrap();
+    let third = store
+        .append(notifying(3, "$root", loud(false), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(bob, StreamPos(0)).await,
+        [("$root".into(), 1, 0), ("main".into(), 2, 1)]
     );
+    assert_eq!(
+        counts(carol, StreamPos(0)).await,
+        [("$root".into(), 1, 0), ("main".into(), 1, 0)],
+        "an exception without a notification silences the member"
+    );
+    assert!(
+        counts(alice, StreamPos(0)).await.is_empty(),
+        "never for the sender"
+    );
+    let after_first = counts(bob, first).await;
+    assert_eq!(after_first.iter().map(|c| c.1).sum::<u64>(), 2);
+
+    // Erin joins later: the room's earlier events are not hers; Dave is invited, and only
+    // his own row notifies him.
+    store.append(membership(103, erin, "join")).await.unwrap();
+    store.append(membership(104, dave, "invite")).await.unwrap();
+    assert!(counts(erin, StreamPos(0)).await.is_empty());
+    let fifth = store
+        .append(notifying(5, "main", loud(false), &[]))
+        .await
+        .unwrap();
+    store
+        .append(notifying(6, "main", None, &[(dave, loud(true))]))
+        .await
+        .unwrap();
+    assert_eq!(counts(erin, StreamPos(0)).await, [("main".into(), 1, 0)]);
+    assert_eq!(
+        counts(dave, StreamPos(0)).await,
+        [("main".into(), 1, 1)],
+        "an invitee counts only their own rows"
+    );
+    let dave_sees = store
+        .notifications(dave, StreamPos(i64::MAX), 10, false)
+        .await
+        .unwrap();
+    assert_eq!(dave_sees.len(), 1);
+    assert!(dave_sees[0].highlight);
+    assert_eq!(store.unread_total(dave).await.unwrap(), 1);
+
     let page = store
         .notifications(bob, StreamPos(i64::MAX), 2, false)
         .await
         .unwrap();
     assert_eq!(page.len(), 2);
-    assert_eq!(page[0].stream_pos, third, "newest first");
+    assert_eq!(page[0].stream_pos, fifth, "newest first");
+    assert_eq!(page[0].actions, r#"["notify"]"#);
     let highlights = store
         .notifications(bob, StreamPos(i64::MAX), 10, true)
         .await
         .unwrap();
     assert_eq!(highlights.len(), 1);
     assert!(highlights[0].highlight);
+    assert_eq!(highlights[0].event_id, "$event2");
     assert_eq!(
         store
             .notifications_after(bob, first, 10)
             .await
             .unwrap()
-            .len(),
-        2
+            .iter()
+            .map(|n| n.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["$event2", "$event3", "$event5"]
     );
-    assert_eq!(store.unread_total(bob).await.unwrap(), 3);
+    assert_eq!(store.unread_total(bob).await.unwrap(), 4);
     store
         .append(WriteOp::Receipt {
             room_id: "!room:localhost".into(),
@@ -2852,7 +2920,12 @@ async fn push_actions_count_per_thread_and_feed_pushers(h: &Harness) {
         })
         .await
         .unwrap();
-    assert_eq!(store.unread_total(bob).await.unwrap(), 1);
+    assert_eq!(store.unread_total(bob).await.unwrap(), 2);
+    // Accepting the invite ends its notification; leaving ends the room's.
+    store.append(membership(105, dave, "join")).await.unwrap();
+    assert_eq!(store.unread_total(dave).await.unwrap(), 0);
+    store.append(membership(106, carol, "leave")).await.unwrap();
+    assert_eq!(store.unread_total(carol).await.unwrap(), 0);
 
     let pusher = |user: &str| PusherRow {
         user_id: user.into(),

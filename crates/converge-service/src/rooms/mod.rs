@@ -478,7 +478,7 @@ impl Rooms {
                 new_room,
                 membership,
                 redaction,
-                push_actions,
+                notifications: push_actions,
             },
             interested,
         ))
@@ -491,9 +491,9 @@ impl Rooms {
         room: &RoomState,
         event: &PersistedEvent,
         membership: Option<&(String, String)>,
-    ) -> Result<Vec<converge_store::PushAction>> {
+    ) -> Result<Option<converge_store::EventNotifications>> {
         let Ok(client) = pdu::client_event(&event.event_id, &event.json, None) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let names: Vec<(String, Option<String>)> = room
             .members(auth::Membership::Join)
@@ -514,9 +514,10 @@ impl Rooms {
                 display_name: name.as_deref(),
             })
             .collect();
-        if let Some((invitee, kind)) = membership
-            && kind == "invite"
-        {
+        let invitee = membership
+            .filter(|(_, kind)| kind == "invite")
+            .map(|(invitee, _)| invitee.as_str());
+        if let Some(invitee) = invitee {
             recipients.push(Recipient {
                 user_id: invitee,
                 display_name: None,
@@ -524,11 +525,13 @@ impl Rooms {
         }
         // A room whose power levels cannot be read (none is ever accepted so) notifies no one.
         let Ok(power_levels) = auth::current_power_levels(room.version, room) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        self.push
-            .evaluate(&client, &recipients, &power_levels, member_count)
-            .await
+        let notifications = self
+            .push
+            .evaluate(&client, &recipients, invitee, &power_levels, member_count)
+            .await?;
+        Ok(notifications.notifies_anyone().then_some(notifications))
     }
 
     /// What redacting `target` changes, after checking the redaction is allowed.
