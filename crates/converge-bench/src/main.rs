@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             events,
             label,
         } => {
-            let result = converge_bench::push_cost::measure(members.max(2), events)?;
+            let result = converge_bench::push_cost::measure(members.max(2), events).await?;
             emit(&label, "push_cost", &result);
             Ok(())
         }

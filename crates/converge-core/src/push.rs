@@ -37,7 +37,7 @@ pub use validate::{
 };
 
 use flatten::{PathRef, canonical_path};
-use glob::{WholeGlob, WordGlob, contains_word};
+use glob::{WholeGlob, WordGlob, contains_word, has_wildcards};
 
 /// The legacy mention rules that, since spec v1.7, apply only to events without `m.mentions`.
 const CONTAINS_DISPLAY_NAME: &str = ".m.rule.contains_display_name";
@@ -98,6 +98,8 @@ pub struct PushOutcome<'r> {
     /// The matched rule's actions for pushers, without the historical `dont_notify` and
     /// `coalesce`, which the spec says to ignore.
     pub actions: &'r [Action],
+    /// `actions` as JSON, serialised once when the rules were compiled.
+    pub actions_json: &'r str,
 }
 
 impl PushOutcome<'_> {
@@ -108,6 +110,7 @@ impl PushOutcome<'_> {
         sound: None,
         rule_id: None,
         actions: &[],
+        actions_json: "[]",
     };
 }
 
@@ -132,8 +135,12 @@ struct CompiledRule {
     conditions: Vec<Condition>,
     /// True for the legacy mention rules, which stand down when the event has `m.mentions`.
     yields_to_mentions: bool,
+    /// Whether a condition depends on the recipient (see [`Condition::is_personal`]).
+    personal: bool,
     /// The actions for pushers, historical ones removed.
     actions: Vec<Action>,
+    /// `actions` as JSON.
+    actions_json: String,
     notify: bool,
     highlight: bool,
     sound: Option<String>,
@@ -164,6 +171,21 @@ enum Condition {
     SenderNotificationPermission {
         key: String,
     },
+    /// The string at `path` is the recipient's user ID (an `event_match` whose pattern was the
+    /// owner's ID, such as `.m.rule.invite_for_me`'s `state_key`), ignoring ASCII case.
+    IsRecipient {
+        path: PathRef,
+    },
+    /// The value at `path` is exactly the recipient's user ID (an `event_property_is`).
+    PropertyIsRecipient {
+        path: PathRef,
+    },
+    /// The array at `path` holds the recipient's user ID (`.m.rule.is_user_mention`).
+    ContainsRecipient {
+        path: PathRef,
+    },
+    /// The body holds the recipient's localpart as a word (`.m.rule.contains_user_name`).
+    BodyHasRecipientLocalpart,
     /// A room rule: the event's room ID is exactly the rule's ID.
     RoomIs(String),
     /// A sender rule: the event's sender is exactly the rule's ID.
@@ -216,7 +238,13 @@ impl CompiledRules {
         if !rule.enabled {
             return;
         }
-        match rule.conditions.iter().map(compile_condition).collect() {
+        let owner = self.user_id.clone();
+        match rule
+            .conditions
+            .iter()
+            .map(|c| compile_condition(c, &owner))
+            .collect()
+        {
             Ok(conditions) => self.push(&rule.rule_id, conditions, &rule.actions),
             Err(reason) => self.skipped.push((rule.rule_id.clone(), reason)),
         }
@@ -225,6 +253,13 @@ impl CompiledRules {
     fn add_patterned(&mut self, rule: &PatternedPushRule) {
         if !rule.enabled {
             return;
+        }
+        if is_owner_localpart(&rule.pattern, &self.user_id) {
+            return self.push(
+                &rule.rule_id,
+                vec![Condition::BodyHasRecipientLocalpart],
+                &rule.actions,
+            );
         }
         match WordGlob::new(&rule.pattern) {
             Ok(glob) => self.push(
@@ -243,6 +278,8 @@ impl CompiledRules {
             yields_to_mentions: [CONTAINS_DISPLAY_NAME, ROOM_NOTIF, CONTAINS_USER_NAME]
                 .contains(&rule_id),
             actions: Vec::with_capacity(actions.len()),
+            actions_json: String::new(),
+            personal: false,
             notify: false,
             highlight: false,
             sound: None,
@@ -264,12 +301,15 @@ impl CompiledRules {
                 rule.actions.push(action.clone());
             }
         }
+        rule.actions_json = serde_json::to_string(&rule.actions).unwrap_or_else(|_| "[]".into());
+        rule.personal = rule.conditions.iter().any(Condition::is_personal);
         rule.highlight = rule.notify && highlight.unwrap_or(false);
         rule.sound = sound.filter(|_| rule.notify);
         self.rules.push(rule);
     }
 
-    /// Evaluates the rules against one event: the first matching rule decides.
+    /// Evaluates the rules against one event for their owner: the first matching rule
+    /// decides.
     ///
     /// The user's own events never notify them (spec: homeservers must not notify for events
     /// the user sent), so those return [`PushOutcome::NONE`] without looking at any rule.
@@ -278,25 +318,32 @@ impl CompiledRules {
         event: &FlattenedEvent,
         ctx: &PushContext<'_>,
     ) -> PushOutcome<'r> {
-        if event.sender() == Some(self.user_id.as_str()) {
-            return PushOutcome::NONE;
-        }
+        self.plan(event, ctx).outcome(event, ctx, &self.user_id)
+    }
+
+    /// Evaluates everything about one event that is the same for every recipient, once: the
+    /// result says, for any recipient these rules apply to, which rule decides.
+    ///
+    /// The rules hold the owner's user ID and localpart as "the recipient" (see
+    /// [`CompiledRules::new`]), so one set compiled from the server defaults serves every user
+    /// who never changed theirs, and one plan per event serves all of them.
+    pub fn plan<'r>(&'r self, event: &FlattenedEvent, ctx: &PushContext<'_>) -> EventPlan<'r> {
         let has_mentions = event.has_mentions();
+        let mut steps = Vec::new();
         for rule in &self.rules {
             if rule.yields_to_mentions && has_mentions {
                 continue;
             }
-            if rule.conditions.iter().all(|c| c.matches(event, ctx)) {
-                return PushOutcome {
-                    notify: rule.notify,
-                    highlight: rule.highlight,
-                    sound: rule.sound.as_deref(),
-                    rule_id: Some(&rule.rule_id),
-                    actions: &rule.actions,
-                };
+            let general = rule.conditions.iter().filter(|c| !c.is_personal());
+            if !general.clone().all(|c| c.matches(event, ctx, "")) {
+                continue;
+            }
+            steps.push(rule);
+            if !rule.personal {
+                break;
             }
         }
-        PushOutcome::NONE
+        EventPlan { steps }
     }
 
     /// The user these rules belong to.
@@ -317,9 +364,92 @@ impl CompiledRules {
     }
 }
 
+/// One event, evaluated as far as it can be without knowing the recipient: the rules still
+/// in the running, in order, each to be checked for its conditions about the recipient. The
+/// last one may have none, and then decides for everyone the earlier ones do not.
+#[derive(Debug)]
+pub struct EventPlan<'r> {
+    steps: Vec<&'r CompiledRule>,
+}
+
+impl<'r> EventPlan<'r> {
+    /// What the event means for `recipient` (a user these rules apply to), with their display
+    /// name in `ctx`.
+    pub fn outcome(
+        &self,
+        event: &FlattenedEvent,
+        ctx: &PushContext<'_>,
+        recipient: &str,
+    ) -> PushOutcome<'r> {
+        if event.sender() == Some(recipient) {
+            return PushOutcome::NONE;
+        }
+        for rule in &self.steps {
+            let personal = rule.conditions.iter().filter(|c| c.is_personal());
+            if !rule.personal || personal.clone().all(|c| c.matches(event, ctx, recipient)) {
+                return PushOutcome {
+                    notify: rule.notify,
+                    highlight: rule.highlight,
+                    sound: rule.sound.as_deref(),
+                    rule_id: Some(&rule.rule_id),
+                    actions: &rule.actions,
+                    actions_json: &rule.actions_json,
+                };
+            }
+        }
+        PushOutcome::NONE
+    }
+}
+
 impl Condition {
-    fn matches(&self, event: &FlattenedEvent, ctx: &PushContext<'_>) -> bool {
+    /// Whether the condition depends on who receives the event: their ID, localpart or
+    /// display name.
+    fn is_personal(&self) -> bool {
+        matches!(
+            self,
+            Condition::ContainsDisplayName
+                | Condition::IsRecipient { .. }
+                | Condition::PropertyIsRecipient { .. }
+                | Condition::ContainsRecipient { .. }
+                | Condition::BodyHasRecipientLocalpart
+        )
+    }
+
+    fn matches(&self, event: &FlattenedEvent, ctx: &PushContext<'_>, recipient: &str) -> bool {
         match self {
+            Condition::IsRecipient { path } => event
+                .get_ref(path)
+                .and_then(FlatValue::as_str)
+                .is_some_and(|value| value.eq_ignore_ascii_case(recipient)),
+            Condition::PropertyIsRecipient { path } => event
+                .get_ref(path)
+                .and_then(FlatValue::as_str)
+                .is_some_and(|value| value == recipient),
+            Condition::ContainsRecipient { path } => event
+                .get_ref(path)
+                .and_then(FlatValue::as_array)
+                .is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|item| matches!(item, Scalar::String(s) if s == recipient))
+                }),
+            Condition::BodyHasRecipientLocalpart => {
+                let localpart = recipient
+                    .strip_prefix('@')
+                    .and_then(|rest| rest.split_once(':'))
+                    .map_or("", |(localpart, _)| localpart);
+                let Some((_, body_lower)) = event.body() else {
+                    return false;
+                };
+                if localpart.is_empty() {
+                    return false;
+                }
+                if localpart.bytes().any(|b| b.is_ascii_uppercase()) || !localpart.is_ascii() {
+                    contains_word(body_lower, &localpart.to_lowercase())
+                } else {
+                    contains_word(body_lower, localpart)
+                }
+            }
             Condition::EventMatch { path, glob } => event
                 .get_ref(path)
                 .and_then(FlatValue::as_str)
@@ -369,15 +499,38 @@ impl Condition {
     }
 }
 
+/// Whether a content rule's pattern is exactly the owner's localpart (no wildcards), as in
+/// `.m.rule.contains_user_name`.
+fn is_owner_localpart(pattern: &str, owner: &str) -> bool {
+    let localpart = owner
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("", |(localpart, _)| localpart);
+    !localpart.is_empty() && pattern.eq_ignore_ascii_case(localpart) && !has_wildcards(pattern)
+}
+
 /// Compiles one condition, or says why the rule holding it can never match.
-fn compile_condition(condition: &PushCondition) -> Result<Condition, String> {
+///
+/// A condition whose value is `owner`'s own user ID (or, in the body, localpart) compiles to
+/// one about the recipient, so the compiled rules mean the same for every user whose ruleset
+/// differs from the owner's only by those values (everyone on the server defaults).
+fn compile_condition(condition: &PushCondition, owner: &str) -> Result<Condition, String> {
+    let is_owner = |value: &Scalar| matches!(value, Scalar::String(s) if s == owner);
     #[allow(deprecated)]
     let compiled = match condition {
         PushCondition::EventMatch(data) => {
             let path = canonical_path(&data.key);
             // The spec singles out exactly this key for word matching.
             if path == "content.body" {
-                Condition::BodyMatch(WordGlob::new(&data.pattern)?)
+                if is_owner_localpart(&data.pattern, owner) {
+                    Condition::BodyHasRecipientLocalpart
+                } else {
+                    Condition::BodyMatch(WordGlob::new(&data.pattern)?)
+                }
+            } else if data.pattern.eq_ignore_ascii_case(owner) {
+                Condition::IsRecipient {
+                    path: PathRef::new(path),
+                }
             } else {
                 Condition::EventMatch {
                     path: PathRef::new(path),
@@ -385,14 +538,28 @@ fn compile_condition(condition: &PushCondition) -> Result<Condition, String> {
                 }
             }
         }
-        PushCondition::EventPropertyIs(data) => Condition::EventPropertyIs {
-            path: PathRef::new(canonical_path(&data.key)),
-            value: Scalar::from_ruma(&data.value),
-        },
-        PushCondition::EventPropertyContains(data) => Condition::EventPropertyContains {
-            path: PathRef::new(canonical_path(&data.key)),
-            value: Scalar::from_ruma(&data.value),
-        },
+        PushCondition::EventPropertyIs(data) => {
+            let (path, value) = (
+                PathRef::new(canonical_path(&data.key)),
+                Scalar::from_ruma(&data.value),
+            );
+            if is_owner(&value) {
+                Condition::PropertyIsRecipient { path }
+            } else {
+                Condition::EventPropertyIs { path, value }
+            }
+        }
+        PushCondition::EventPropertyContains(data) => {
+            let (path, value) = (
+                PathRef::new(canonical_path(&data.key)),
+                Scalar::from_ruma(&data.value),
+            );
+            if is_owner(&value) {
+                Condition::ContainsRecipient { path }
+            } else {
+                Condition::EventPropertyContains { path, value }
+            }
+        }
         PushCondition::ContainsDisplayName => Condition::ContainsDisplayName,
         PushCondition::RoomMemberCount(data) => Condition::RoomMemberCount {
             op: data.is.prefix,

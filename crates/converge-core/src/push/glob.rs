@@ -112,7 +112,7 @@ pub(crate) fn contains_word(haystack: &str, needle: &str) -> bool {
     false
 }
 
-fn has_wildcards(pattern: &str) -> bool {
+pub(crate) fn has_wildcards(pattern: &str) -> bool {
     pattern.contains(['*', '?'])
 }
 

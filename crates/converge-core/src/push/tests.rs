@@ -1524,3 +1524,58 @@ fn one_event_for_a_thousand_users() {
     assert_eq!(highlighted, 2);
     assert_eq!(notified, 1000 - 1 - 10 - 100 + 1);
 }
+
+/// The server defaults compiled once, for one user, decide for any other user exactly what
+/// their own compiled defaults decide: the owner's ID and localpart stand for the recipient.
+#[test]
+fn one_compiled_default_serves_every_user() {
+    let compile = |user: &UserId| {
+        let mut ruleset = Ruleset::server_default(user);
+        insert_legacy_mention_rules(&mut ruleset, user);
+        CompiledRules::new(&ruleset, user)
+    };
+    let shared = compile(me());
+    let carol = <&UserId>::try_from(CAROL).unwrap();
+    let own = compile(carol);
+    let pl = base_pl();
+    let events = [
+        text(BOB, "carol, look", json!({})),
+        text(BOB, "alice, look", json!({})),
+        text(BOB, "hi", json!({ "m.mentions": { "user_ids": [CAROL] } })),
+        text(BOB, "carol", json!({ "m.mentions": { "user_ids": [ME] } })),
+        text(BOB, "Carol Smith was here", json!({})),
+        ev(
+            "m.room.member",
+            BOB,
+            Some(CAROL),
+            json!({ "membership": "invite" }),
+        ),
+        ev(
+            "m.room.member",
+            BOB,
+            Some(ME),
+            json!({ "membership": "invite" }),
+        ),
+        text(CAROL, "carol talks to herself", json!({})),
+    ];
+    for event in &events {
+        let flat = FlattenedEvent::new(event);
+        for members in [2, 3] {
+            let ctx = PushContext::new(&pl, BOB, members).with_display_name(Some("Carol Smith"));
+            let theirs = own.evaluate(&flat, &ctx);
+            let shared_plan = shared.plan(&flat, &ctx);
+            let served = shared_plan.outcome(&flat, &ctx, CAROL);
+            assert_eq!(
+                (theirs.rule_id, theirs.notify, theirs.highlight),
+                (served.rule_id, served.notify, served.highlight),
+                "{event}"
+            );
+        }
+    }
+    // And the owner is not special: a mention of them is not a mention of Carol.
+    let flat = FlattenedEvent::new(&events[2]);
+    let ctx = PushContext::new(&pl, BOB, 3);
+    let plan = shared.plan(&flat, &ctx);
+    assert!(plan.outcome(&flat, &ctx, CAROL).highlight);
+    assert!(!plan.outcome(&flat, &ctx, ME).highlight);
+}
