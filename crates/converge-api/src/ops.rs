@@ -39,6 +39,12 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    metrics_text(&state)
+}
+
+/// The server's metrics in the Prometheus text format (also served to admins by the admin
+/// API).
+pub(crate) fn metrics_text(state: &AppState) -> Response {
     let mut text = state.metrics.render(&state.services.writer_stats());
     crate::metrics::render_gateways(&mut text, &state.gateways.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

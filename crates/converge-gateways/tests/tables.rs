@@ -68,6 +68,7 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
         failures: 0,
         retry_at: 0,
         last_error: None,
+        last_success_ts: None,
     };
     store.insert_subscription(&sub).await.unwrap();
     assert_eq!(
@@ -118,12 +119,23 @@ async fn outbox_and_reader_position_move_together(h: &Harness) {
         "kept on failure"
     );
 
-    store.outbox_delivered("sub1", StreamPos(3)).await.unwrap();
+    store
+        .outbox_delivered("sub1", StreamPos(3), 42)
+        .await
+        .unwrap();
     let healed = store.subscription("sub1").await.unwrap().unwrap();
     assert_eq!(
         (healed.failures, healed.retry_at, healed.last_error),
         (0, 0, None)
     );
+    assert_eq!(healed.last_success_ts, Some(42));
+    store.outbox_failed("sub1", 9_000, "timeout").await.unwrap();
+    assert!(store.retry_now("sub1").await.unwrap());
+    assert_eq!(
+        store.subscription("sub1").await.unwrap().unwrap().retry_at,
+        0
+    );
+    assert!(!store.retry_now("nope").await.unwrap());
     assert_eq!(
         store.outbox_next("sub1").await.unwrap(),
         Some((StreamPos(5), "$e5".into()))

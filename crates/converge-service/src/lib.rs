@@ -6,6 +6,8 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod admin;
+pub mod analytics;
 pub mod backup;
 pub mod caller;
 pub mod calls;
@@ -54,10 +56,12 @@ use accounts::{AccountSecurity, Devices, Interactive, Profiles, Registration, Re
 /// Every service, shared by all requests.
 pub struct Services {
     pub sessions: Arc<Sessions>,
-    pub registration: Registration,
+    pub registration: Arc<Registration>,
     pub devices: Devices,
     pub profiles: Profiles,
-    pub security: AccountSecurity,
+    pub security: Arc<AccountSecurity>,
+    pub admin: admin::Admin,
+    pub analytics: Arc<analytics::Analytics>,
     pub reserved: Arc<Reserved>,
     pub rooms: Arc<rooms::Rooms>,
     pub timeline: Arc<timeline::Timeline>,
@@ -173,6 +177,33 @@ impl Services {
             &config.push,
         )?);
         let timeline = Arc::new(timeline::Timeline::new(store.clone(), rooms.clone()));
+        let registration = Arc::new(Registration {
+            store: store.clone(),
+            server_name: server_name.clone(),
+            mode: config.registration.mode,
+            limiter: limiter.clone(),
+            passwords: passwords.clone(),
+            sessions: sessions.clone(),
+            interactive: interactive.clone(),
+            reserved: reserved.clone(),
+        });
+        let security = Arc::new(AccountSecurity::new(
+            store.clone(),
+            passwords.clone(),
+            sessions.clone(),
+            interactive.clone(),
+            rooms.clone(),
+            device_lists.clone(),
+        ));
+        let admin = admin::Admin::new(
+            store.clone(),
+            server_name.clone(),
+            config.registration.mode,
+            registration.clone(),
+            security.clone(),
+            sessions.clone(),
+            rooms.clone(),
+        );
         Ok(Self {
             calls: calls::Calls::new(config.calls.turn.clone()),
             third_party: third_party::ThirdParty,
@@ -180,16 +211,6 @@ impl Services {
             reports: reports::Reports::new(store.clone(), rooms.clone(), timeline.clone()),
             spaces: spaces::Spaces::new(store.clone(), rooms.clone()),
             history: history::History::new(store.clone(), timeline.clone()),
-            registration: Registration {
-                store: store.clone(),
-                server_name: server_name.clone(),
-                mode: config.registration.mode,
-                limiter: limiter.clone(),
-                passwords: passwords.clone(),
-                sessions: sessions.clone(),
-                interactive: interactive.clone(),
-                reserved: reserved.clone(),
-            },
             devices: Devices::new(
                 store.clone(),
                 sessions.clone(),
@@ -197,14 +218,10 @@ impl Services {
                 device_lists.clone(),
             ),
             profiles: Profiles::new(store.clone(), server_name.clone(), rooms.clone()),
-            security: AccountSecurity::new(
-                store.clone(),
-                passwords,
-                sessions.clone(),
-                interactive,
-                rooms.clone(),
-                device_lists,
-            ),
+            security,
+            admin,
+            analytics: Arc::new(analytics::Analytics::new(store.clone(), rooms.clone())),
+            registration,
             sessions,
             reserved,
             timeline,
@@ -239,11 +256,13 @@ impl Services {
         })
     }
 
-    /// Starts what runs in the background: delivering notifications to pushers.
+    /// Starts what runs in the background: delivering notifications to pushers, and storing
+    /// the counted gateway traffic.
     pub fn start_background(&self) {
-        let tasks = vec![tokio::spawn(
-            self.pushers.clone().run(self.stop.subscribe()),
-        )];
+        let tasks = vec![
+            tokio::spawn(self.pushers.clone().run(self.stop.subscribe())),
+            tokio::spawn(self.analytics.clone().run(self.stop.subscribe())),
+        ];
         self.background
             .lock()
             .unwrap_or_else(|e| e.into_inner())

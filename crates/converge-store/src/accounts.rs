@@ -443,12 +443,20 @@ impl Store {
         ip: Option<&str>,
     ) -> Result<(), StoreError> {
         on_pool!(&self.inner.db, pool =>
+        {
             sqlx::query(
                 "UPDATE devices SET last_seen_ts = $1, last_seen_ip = $2 \
                  WHERE localpart = $3 AND device_id = $4",
             )
             .bind(ts).bind(ip).bind(localpart).bind(device_id)
-            .execute(pool).await.map(drop))?;
+            .execute(pool).await?;
+            sqlx::query(
+                "INSERT INTO daily_active_users (day, localpart) VALUES ($1, $2) \
+                 ON CONFLICT (day, localpart) DO NOTHING",
+            )
+            .bind(ts.div_euclid(crate::stats::DAY_MS)).bind(localpart)
+            .execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -543,6 +551,100 @@ impl Store {
                 None => None,
             })
         })
+    }
+}
+
+/// A user as the admin pages list them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user: User,
+    /// The latest any of their devices was seen, if ever.
+    pub last_seen_ts: Option<i64>,
+}
+
+/// `LIKE` pattern for "contains `text`", lowercased, with `%`, `_` and `\` escaped.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Store {
+    /// Users in localpart order after `after`, at most `limit`, whose localpart or display
+    /// name contains `search` (any case).
+    pub async fn list_users(
+        &self,
+        search: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, (SELECT MAX(d.last_seen_ts) FROM devices d \
+             WHERE d.localpart = users.localpart) AS last_seen_ts FROM users \
+             WHERE localpart > $1 AND (LOWER(localpart) LIKE $2 ESCAPE '\\' \
+             OR LOWER(COALESCE(displayname, '')) LIKE $2 ESCAPE '\\') \
+             ORDER BY localpart LIMIT $3"
+        );
+        on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after.unwrap_or(""))
+                .bind(contains_pattern(search))
+                .bind(i64::from(limit))
+                .fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(UserSummary {
+                    user: user_from_row!(row),
+                    last_seen_ts: row.try_get("last_seen_ts")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many active server admins there are.
+    pub async fn admin_count(&self) -> Result<i64, StoreError> {
+        on_pool!(&self.inner.db, pool => Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM users WHERE is_admin AND NOT deactivated",
+        )
+        .fetch_one(pool).await?.try_get("n")?))
+    }
+
+    /// Every registration token, newest first.
+    pub async fn registration_tokens(&self) -> Result<Vec<RegistrationToken>, StoreError> {
+        on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(
+                "SELECT token, uses_allowed, completed, expiry_ts FROM registration_tokens \
+                 ORDER BY created_ts DESC, token",
+            )
+            .fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(RegistrationToken {
+                    token: row.try_get("token")?,
+                    uses_allowed: row.try_get("uses_allowed")?,
+                    completed: row.try_get("completed")?,
+                    expiry_ts: row.try_get("expiry_ts")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes a registration token; whether it existed.
+    pub async fn delete_registration_token(&self, token: &str) -> Result<bool, StoreError> {
+        on_pool!(&self.inner.db, pool => Ok(sqlx::query(
+            "DELETE FROM registration_tokens WHERE token = $1",
+        )
+        .bind(token)
+        .execute(pool).await?.rows_affected() == 1))
     }
 }
 

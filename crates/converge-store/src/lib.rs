@@ -17,6 +17,7 @@ mod openid;
 mod push;
 mod reports;
 mod rooms;
+pub mod stats;
 mod tables;
 pub mod testing;
 mod writer;
@@ -24,7 +25,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User};
+pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User, UserSummary};
 pub use error::StoreError;
 pub use events::Direction;
 pub use keys::{
@@ -36,6 +37,7 @@ pub use media::{MediaRow, ThumbnailRow};
 pub use push::{NotificationRow, PusherRow, ThreadCounts};
 pub use reports::{NewReport, ReportRow};
 pub use rooms::{AccountDataRow, MembershipRow, ReceiptRow, RoomRow};
+pub use stats::{DAY_MS, DayCount, RoomSummary};
 pub use tables::{FromValue, Migration, Row, Statement, Tables, Value};
 pub use writer::{
     EventNotifications, EventWrite, NewRoom, Notification, PendingWrite, Redaction, WriteOp,

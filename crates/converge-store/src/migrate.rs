@@ -24,6 +24,10 @@ const SQLITE: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_e2ee_push.sql")),
     (8, include_str!("../migrations/sqlite/0008_element.sql")),
     (9, include_str!("../migrations/sqlite/0009_event_push.sql")),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_admin_stats.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -41,6 +45,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         9,
         include_str!("../migrations/postgres/0009_event_push.sql"),
+    ),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_admin_stats.sql"),
     ),
 ];
 

@@ -368,13 +368,7 @@ impl Store {
         term: &str,
         limit: u32,
     ) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
-        let pattern = format!(
-            "%{}%",
-            term.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = crate::accounts::contains_pattern(term);
         on_pool!(&self.inner.db, pool => {
             let rows = sqlx::query(
                 "SELECT localpart, displayname, avatar_url FROM users WHERE deactivated = FALSE AND \

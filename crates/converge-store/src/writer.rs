@@ -6,6 +6,8 @@
 //! many writes, and an acknowledged write is durable. If a batch fails, its writes are
 //! retried one by one so that only the faulty write fails.
 
+use std::collections::BTreeMap;
+
 use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -483,7 +485,39 @@ async fn write_batch(db: &Db, first: i64, ops: &[&WriteOp]) -> Result<(), StoreE
                 }
             }
         }
+        for ((room_id, day), (events, messages)) in room_day_counts(ops) {
+            sqlx::query(
+                "INSERT INTO room_daily_stats (room_id, day, events, messages) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (room_id, day) DO UPDATE SET events = room_daily_stats.events + excluded.events, \
+                 messages = room_daily_stats.messages + excluded.messages",
+            )
+            .bind(room_id)
+            .bind(day)
+            .bind(events)
+            .bind(messages)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     })
+}
+
+/// The event types the analytics count as messages.
+const MESSAGE_TYPES: [&str; 3] = ["m.room.message", "m.room.encrypted", "m.sticker"];
+
+/// The events and messages a batch adds to each room's day (UTC days since the epoch), for
+/// `room_daily_stats`: one upsert per room and day rather than per event.
+fn room_day_counts<'a>(ops: &[&'a WriteOp]) -> BTreeMap<(&'a str, i64), (i64, i64)> {
+    let mut counts: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
+    for op in ops {
+        if let WriteOp::Event(write) = op {
+            let event = &write.event;
+            let day = event.origin_server_ts.div_euclid(crate::stats::DAY_MS);
+            let entry = counts.entry((event.room_id.as_str(), day)).or_default();
+            entry.0 += 1;
+            entry.1 += i64::from(MESSAGE_TYPES.contains(&event.event_type.as_str()));
+        }
+    }
+    counts
 }

@@ -52,6 +52,7 @@ converge_store::on_both_backends!(
     key_backup_keeps_the_better_session,
     push_actions_count_per_thread_and_feed_pushers,
     memberships_remember_when_their_kind_changed,
+    admin_listings_and_daily_figures,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -2300,6 +2301,29 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
                     .await
                     .map(drop),
             );
+            // The admin pages' writes: counters and a room shut down, all on shared rows.
+            check(
+                &mut errors,
+                "add_counters",
+                store
+                    .add_counters(&[(1, "shared", 1), (1, &format!("mine{n}"), 1)])
+                    .await,
+            );
+            check(
+                &mut errors,
+                "block_room",
+                store.block_room("!room:localhost", &me, n as i64).await,
+            );
+            check(
+                &mut errors,
+                "set_admin",
+                store.set_admin("shared", n % 2 == 0).await,
+            );
+            check(
+                &mut errors,
+                "delete_registration_token",
+                store.delete_registration_token("none").await.map(drop),
+            );
             check(
                 &mut errors,
                 "deactivate_user",
@@ -2319,6 +2343,16 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
         "{} writes failed: {errors:#?}",
         errors.len()
     );
+    let shared_count = store.counters(0).await.unwrap();
+    assert_eq!(
+        shared_count
+            .iter()
+            .find(|(_, name, _)| name == "shared")
+            .map(|c| c.2),
+        Some(TASKS as i64),
+        "no increment lost"
+    );
+    assert!(store.room_blocked("!room:localhost").await.unwrap());
     // The contested name went to exactly one writer, and the shared filters got distinct IDs.
     assert!(store.user("contested").await.unwrap().is_some());
     let mut ids = HashSet::new();
@@ -3024,4 +3058,250 @@ async fn memberships_remember_when_their_kind_changed(h: &Harness) {
             (left, "leave".to_owned())
         ]
     );
+}
+
+/// An event in `room` on `day` (days since the epoch) of `event_type`.
+fn event_on(n: usize, room: &str, day: i64, event_type: &str) -> WriteOp {
+    write(PersistedEvent {
+        room_id: room.to_owned(),
+        event_type: event_type.to_owned(),
+        origin_server_ts: day * converge_store::DAY_MS + n as i64,
+        ..event(n)
+    })
+}
+
+async fn admin_listings_and_daily_figures(h: &Harness) {
+    let store = &h.store;
+    // Users: searched by localpart or name, a page at a time, with their last sighting.
+    for name in ["alice", "bob", "carol_x"] {
+        store
+            .create_user(
+                &new_user(name),
+                None,
+                Some(&session(&format!("D{name}"), name.as_bytes())),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .set_displayname("bob", Some("Bobby Tables"))
+        .await
+        .unwrap();
+    store
+        .touch_device("bob", "Dbob", 5 * converge_store::DAY_MS + 7, None)
+        .await
+        .unwrap();
+    store
+        .touch_device("bob", "Dbob", 5 * converge_store::DAY_MS + 9, None)
+        .await
+        .unwrap();
+    store
+        .touch_device("alice", "Dalice", 6 * converge_store::DAY_MS, None)
+        .await
+        .unwrap();
+    let page = store.list_users("", None, 2).await.unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|u| u.user.localpart.as_str())
+            .collect::<Vec<_>>(),
+        ["alice", "bob"]
+    );
+    assert_eq!(page[1].last_seen_ts, Some(5 * converge_store::DAY_MS + 9));
+    let rest = store.list_users("", Some("bob"), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        store.list_users("TABLES", None, 10).await.unwrap()[0]
+            .user
+            .localpart,
+        "bob"
+    );
+    assert_eq!(
+        store.list_users("_", None, 10).await.unwrap().len(),
+        1,
+        "an underscore is matched literally, not as a wildcard"
+    );
+    assert_eq!(store.admin_count().await.unwrap(), 0);
+    store.set_admin("carol_x", true).await.unwrap();
+    assert_eq!(store.admin_count().await.unwrap(), 1);
+    // Active users per day, each counted once a day.
+    assert_eq!(
+        store.daily_active_users(0).await.unwrap(),
+        [
+            converge_store::DayCount { day: 5, count: 1 },
+            converge_store::DayCount { day: 6, count: 1 }
+        ]
+    );
+    assert_eq!(store.active_users_since(5).await.unwrap(), 2);
+    assert_eq!(store.active_users_since(6).await.unwrap(), 1);
+
+    // Registration tokens: listed newest first, deleted once.
+    for (token, ts) in [("old", 1), ("new", 2)] {
+        store
+            .create_registration_token(
+                &RegistrationToken {
+                    token: token.into(),
+                    uses_allowed: None,
+                    completed: 0,
+                    expiry_ts: None,
+                },
+                ts,
+            )
+            .await
+            .unwrap();
+    }
+    let tokens = store.registration_tokens().await.unwrap();
+    assert_eq!(
+        tokens.iter().map(|t| t.token.as_str()).collect::<Vec<_>>(),
+        ["new", "old"]
+    );
+    assert!(store.delete_registration_token("old").await.unwrap());
+    assert!(!store.delete_registration_token("old").await.unwrap());
+
+    // Rooms: their figures come from the per-day counts the writer keeps.
+    for (room, creator) in [
+        ("!a:localhost", "@alice:localhost"),
+        ("!b:localhost", "@bob:localhost"),
+    ] {
+        let create = EventWrite {
+            event: PersistedEvent {
+                room_id: room.into(),
+                ..state_event(
+                    if room == "!a:localhost" { 1 } else { 2 },
+                    "m.room.create",
+                    "",
+                    "{}",
+                )
+            },
+            new_room: Some(NewRoom {
+                room_id: room.into(),
+                room_version: "10".into(),
+                creator: creator.into(),
+                created_ts: 3,
+            }),
+            ..Default::default()
+        };
+        store
+            .append(WriteOp::Event(Box::new(create)))
+            .await
+            .unwrap();
+    }
+    let name = EventWrite {
+        event: PersistedEvent {
+            room_id: "!a:localhost".into(),
+            ..state_event(3, "m.room.name", "", r#"{"content":{"name":"Ops"}}"#)
+        },
+        ..Default::default()
+    };
+    store.append(WriteOp::Event(Box::new(name))).await.unwrap();
+    let joined = EventWrite {
+        event: PersistedEvent {
+            room_id: "!a:localhost".into(),
+            ..state_event(
+                4,
+                "m.room.member",
+                "@alice:localhost",
+                r#"{"membership":"join"}"#,
+            )
+        },
+        membership: Some(("@alice:localhost".into(), "join".into())),
+        ..Default::default()
+    };
+    store
+        .append(WriteOp::Event(Box::new(joined)))
+        .await
+        .unwrap();
+    let mut n = 10;
+    for (room, day, kind, count) in [
+        ("!a:localhost", 5, "m.room.message", 3),
+        ("!a:localhost", 6, "m.room.encrypted", 2),
+        ("!a:localhost", 6, "m.reaction", 4),
+        ("!b:localhost", 6, "m.sticker", 1),
+    ] {
+        for _ in 0..count {
+            n += 1;
+            store.append(event_on(n, room, day, kind)).await.unwrap();
+        }
+    }
+    assert_eq!(
+        store.messages_per_day(5).await.unwrap(),
+        [
+            converge_store::DayCount { day: 5, count: 3 },
+            converge_store::DayCount { day: 6, count: 3 }
+        ],
+        "reactions are events, not messages"
+    );
+    assert_eq!(
+        store.top_rooms(0, 10).await.unwrap(),
+        [
+            ("!a:localhost".to_owned(), 5),
+            ("!b:localhost".to_owned(), 1)
+        ]
+    );
+    assert_eq!(
+        store.top_rooms(6, 1).await.unwrap(),
+        [("!a:localhost".to_owned(), 2)]
+    );
+    assert_eq!(
+        store
+            .room_messages_per_day("!a:localhost", 6)
+            .await
+            .unwrap(),
+        [converge_store::DayCount { day: 6, count: 2 }]
+    );
+    let rooms = store.list_rooms(None, 10).await.unwrap();
+    assert_eq!(rooms.len(), 2);
+    let a = &rooms[0];
+    assert_eq!(a.room_id, "!a:localhost");
+    assert_eq!(a.events, 3 + 9, "create, name, join and nine more");
+    assert_eq!(a.joined_members, 1);
+    assert!(a.name_event.as_deref().is_some_and(|j| j.contains("Ops")));
+    assert!(a.alias_event.is_none());
+    assert!(!a.blocked);
+    assert_eq!(
+        store.list_rooms(Some("!a:localhost"), 10).await.unwrap()[0].room_id,
+        "!b:localhost"
+    );
+    store
+        .block_room("!b:localhost", "@root:localhost", 9)
+        .await
+        .unwrap();
+    store
+        .block_room("!b:localhost", "@root:localhost", 10)
+        .await
+        .unwrap();
+    assert!(store.room_blocked("!b:localhost").await.unwrap());
+    assert!(!store.room_blocked("!a:localhost").await.unwrap());
+    assert!(store.list_rooms(None, 10).await.unwrap()[1].blocked);
+
+    // Named counters add up per day; media totals count stored files only.
+    store
+        .add_counters(&[(6, "hook_posts", 2), (6, "commands", 1)])
+        .await
+        .unwrap();
+    store
+        .add_counters(&[(6, "hook_posts", 3), (7, "hook_posts", 1)])
+        .await
+        .unwrap();
+    store.add_counters(&[]).await.unwrap();
+    assert_eq!(
+        store.counters(6).await.unwrap(),
+        [
+            (6, "commands".to_owned(), 1),
+            (6, "hook_posts".to_owned(), 5),
+            (7, "hook_posts".to_owned(), 1)
+        ]
+    );
+    store
+        .insert_media(&media("M1", Some("a"), 1))
+        .await
+        .unwrap();
+    store
+        .insert_media(&media("M2", Some("b"), 1))
+        .await
+        .unwrap();
+    store
+        .insert_media(&media("PENDING", None, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.media_totals().await.unwrap(), (2, 20));
 }

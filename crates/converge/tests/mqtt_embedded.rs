@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Api, TestServer, User, V3, command, enc, private_answer, recent_events, room_with_bot, say,
-    wait_for,
+    Api, TestServer, User, V3, assert_error, command, enc, private_answer, recent_events,
+    room_with_bot, say, wait_for,
 };
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,
@@ -376,5 +376,92 @@ async fn the_benchmark_scenario_runs_against_the_embedded_broker() {
         result["state_current_ms"].is_number(),
         "every state current: {result}"
     );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn alert_rules_set_through_the_admin_api_fire_and_are_checked() {
+    let t = server().await;
+    let port = broker_port(&t).await;
+    let (alice, bob, room) = room_with_bot(&t).await;
+    let devices = format!("/_converge/admin/v1/rooms/{}/devices", enc(&room));
+    let (_, boiler) = t
+        .post(
+            &devices,
+            Some(&alice.token),
+            json!({ "device_id": "boiler" }),
+        )
+        .await;
+    let password = boiler["mqtt_password"].as_str().unwrap().to_owned();
+    let alerts = "/_converge/admin/v1/devices/boiler/alerts";
+    let rule = json!({ "alerts": [{ "field": "temp", "op": ">", "value": 30 }] });
+
+    // Bob may read the room but not change its devices; bad rules are refused.
+    assert_error(
+        &t.put(alerts, Some(&bob.token), rule.clone()).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    for bad in [
+        json!({ "alerts": [{ "field": "temp", "op": "~", "value": 30 }] }),
+        json!({ "alerts": [{ "field": "", "op": ">", "value": 30 }] }),
+        json!({ "alerts": [{ "field": "temp", "op": ">" }] }),
+        json!({ "alerts": (0..100).map(|_| json!({ "field": "t", "op": ">", "value": 1 })).collect::<Vec<_>>() }),
+    ] {
+        let (status, body) = t.put(alerts, Some(&alice.token), bad.clone()).await;
+        assert_eq!(status.as_u16(), 400, "{bad}: {body}");
+        assert!(
+            body["errcode"].as_str().unwrap().starts_with("M_"),
+            "{body}"
+        );
+    }
+    assert_error(
+        &t.put(
+            "/_converge/admin/v1/devices/ghost/alerts",
+            Some(&alice.token),
+            rule.clone(),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    let (status, body) = t.put(alerts, Some(&alice.token), rule).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (_, listed) = t.get(&devices, Some(&alice.token)).await;
+    let stored = &listed["devices"][0]["alerts"][0];
+    assert_eq!(
+        (stored["field"].as_str(), stored["op"].as_str()),
+        (Some("temp"), Some(">"))
+    );
+    assert_eq!(stored["threshold"], 30.0);
+
+    // The rule is live at once: a crossing posts a notice.
+    let mut device = Device::connect(port, "boiler", Some(("boiler", &password)));
+    device.connected().await;
+    device
+        .publish("telemetry", "boiler", r#"{"temp": 25}"#, false)
+        .await;
+    device
+        .publish("telemetry", "boiler", r#"{"temp": 31}"#, false)
+        .await;
+    wait_for(10, "the alert notice", || async {
+        recent_events(&t, &alice, &room, 20)
+            .await
+            .into_iter()
+            .find(|e| {
+                e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("alert: temp > 30"))
+            })
+    })
+    .await;
+    // Clearing them by the API stops that.
+    let (status, _) = t
+        .put(alerts, Some(&alice.token), json!({ "alerts": [] }))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (_, listed) = t.get(&devices, Some(&alice.token)).await;
+    assert_eq!(listed["devices"][0]["alerts"], json!([]));
+    device.pump.abort();
     t.stop().await;
 }

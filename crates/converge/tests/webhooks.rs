@@ -439,12 +439,39 @@ async fn outgoing_hooks_deliver_what_was_missed_across_a_restart() {
     say(&t, &alice, &room, "> two").await;
     say(&t, &alice, &room, "> three").await;
     let subs_path = format!("/_converge/admin/v1/rooms/{}/subscriptions", enc(&room));
-    wait_for(10, "a failed delivery", || async {
+    let failing = wait_for(10, "a failed delivery", || async {
         let (_, list) = t.get(&subs_path, Some(&alice.token)).await;
-        let sub = &list["subscriptions"][0];
-        (sub["failures"].as_i64() > Some(0) && sub["queued"] == 2).then_some(())
+        let sub = list["subscriptions"][0].clone();
+        (sub["failures"].as_i64() > Some(0) && sub["queued"] == 2).then_some(sub)
     })
     .await;
+    let delivered_at = failing["last_success_ts"]
+        .as_i64()
+        .expect("the first delivery's time");
+    assert!(failing["last_error"].is_string(), "{failing}");
+    // "Retry now" is for whoever may manage the room's hooks.
+    let retry = format!(
+        "/_converge/admin/v1/subscriptions/{}/retry",
+        failing["subscription_id"].as_str().unwrap()
+    );
+    let outsider = t.register("mallory", "pw-mallory-1").await;
+    assert_error(
+        &t.post(&retry, Some(&outsider.token), json!({})).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &t.post(
+            "/_converge/admin/v1/subscriptions/nope/retry",
+            Some(&alice.token),
+            json!({}),
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    let (status, body) = t.post(&retry, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // The server restarts; the receiver comes back; exactly the missed events arrive.
     t = t.restart().await;
@@ -458,6 +485,7 @@ async fn outgoing_hooks_deliver_what_was_missed_across_a_restart() {
     let (_, list) = t.get(&subs_path, Some(&alice.token)).await;
     assert_eq!(list["subscriptions"][0]["queued"], 0);
     assert_eq!(list["subscriptions"][0]["failures"], 0);
+    assert!(list["subscriptions"][0]["last_success_ts"].as_i64() > Some(delivered_at));
 
     // The subscription does not depend on the bot: kicked, deliveries go on.
     let (status, body) = t

@@ -51,6 +51,8 @@ impl Op {
 pub struct Alert {
     pub field: String,
     pub op: Op,
+    /// The number compared with; the admin API also accepts it as `value`.
+    #[serde(alias = "value")]
     pub threshold: f64,
 }
 
@@ -69,14 +71,24 @@ impl Alert {
             .trim()
             .parse()
             .map_err(|_| "the threshold must be a number")?;
-        if field.is_empty() || field.len() > 100 || !threshold.is_finite() {
-            return Err("an alert needs a field name and a finite number".into());
-        }
-        Ok(Self {
+        let alert = Self {
             field: field.to_owned(),
             op,
             threshold,
-        })
+        };
+        alert.check()?;
+        Ok(alert)
+    }
+
+    /// Checks a rule from anywhere (chat or the admin API): a field name of at most 100
+    /// bytes and a finite threshold.
+    pub fn check(&self) -> Result<(), String> {
+        if self.field.trim().is_empty() || self.field.len() > 100 || !self.threshold.is_finite() {
+            return Err(
+                "an alert needs a field name (at most 100 bytes) and a finite number".into(),
+            );
+        }
+        Ok(())
     }
 
     /// The field's number in `values`, if it has one.

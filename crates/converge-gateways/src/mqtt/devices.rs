@@ -379,8 +379,39 @@ impl Mqtt {
             alerts.push(alert);
             answer
         };
+        self.store_alerts(device_id, alerts).await?;
+        Ok(answer)
+    }
+
+    /// `PUT /_converge/admin/v1/devices/{device_id}/alerts`: replaces a device's alert
+    /// rules, for whoever may change its room's state.
+    pub async fn replace_alerts(
+        &self,
+        device_id: &str,
+        actor: Actor<'_>,
+        alerts: Vec<Alert>,
+    ) -> Result<()> {
+        let row = self
+            .store
+            .device(device_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("there is no device {device_id}")))?;
+        self.context.authorize(&row.room_id, actor).await?;
+        if alerts.len() > MAX_ALERTS {
+            return Err(Error::InvalidParam(format!(
+                "a device has at most {MAX_ALERTS} alerts"
+            )));
+        }
+        for alert in &alerts {
+            alert.check().map_err(Error::InvalidParam)?;
+        }
+        self.store_alerts(device_id, alerts).await
+    }
+
+    /// Stores a device's alert rules and starts evaluating them afresh.
+    async fn store_alerts(&self, device_id: &str, alerts: Vec<Alert>) -> Result<()> {
         let json = serde_json::to_string(&alerts).map_err(Error::internal)?;
-        store.set_alerts(device_id, &json).await?;
+        self.store.set_alerts(device_id, &json).await?;
         if let Some(device) = self
             .devices
             .lock()
@@ -390,7 +421,7 @@ impl Mqtt {
             device.alert_state = vec![None; alerts.len()];
             device.alerts = alerts;
         }
-        Ok(answer)
+        Ok(())
     }
 }
 

@@ -141,6 +141,7 @@ impl Mqtt {
             .await
             .map_err(|e| Error::Upstream(format!("cannot publish to the MQTT broker: {e}")))?;
         Stats::add(&self.stats.messages_out);
+        self.context.services.analytics.count("commands", 1);
         Ok(())
     }
 }

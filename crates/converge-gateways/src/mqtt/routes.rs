@@ -42,7 +42,30 @@ pub(super) fn routes(mqtt: Arc<Mqtt>) -> Vec<Route> {
             "/_converge/admin/v1/devices/{device_id}",
             delete_device,
         ),
+        route(
+            Method::PUT,
+            "/_converge/admin/v1/devices/{device_id}/alerts",
+            put_alerts,
+        ),
     ]
+}
+
+#[derive(Deserialize)]
+struct NewAlerts {
+    alerts: Vec<super::alerts::Alert>,
+}
+
+fn put_alerts(mqtt: Arc<Mqtt>, request: Request) -> Answer {
+    Box::pin(async move {
+        let body: NewAlerts = request.json()?;
+        mqtt.replace_alerts(
+            request.param("device_id")?,
+            Actor::of(request.caller()?),
+            body.alerts,
+        )
+        .await?;
+        Ok(json!({}))
+    })
 }
 
 #[derive(Deserialize)]

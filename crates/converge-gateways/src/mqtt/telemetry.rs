@@ -103,14 +103,22 @@ impl Mqtt {
             }
             let samples =
                 std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
-            if !samples.is_empty()
-                && let Err(err) = self
+            if !samples.is_empty() {
+                match self
                     .store
                     .append_telemetry(&samples, self.config.max_samples_per_device)
                     .await
-            {
-                Stats::add(&self.stats.errors);
-                tracing::warn!(error = %err, lost = samples.len(), "cannot store telemetry samples");
+                {
+                    Ok(()) => self
+                        .context
+                        .services
+                        .analytics
+                        .count("device_samples", samples.len() as i64),
+                    Err(err) => {
+                        Stats::add(&self.stats.errors);
+                        tracing::warn!(error = %err, lost = samples.len(), "cannot store telemetry samples");
+                    }
+                }
             }
             if stopping {
                 return;

@@ -56,7 +56,10 @@ impl Webhooks {
                 .await
         };
         match posted.await {
-            Ok((event_id, _)) => Ok(event_id),
+            Ok((event_id, _)) => {
+                self.context.services.analytics.count("hook_posts", 1);
+                Ok(event_id)
+            }
             Err(err) => {
                 // A request that was refused or failed may be sent again, same signature.
                 if let Some(mac) = accepted {

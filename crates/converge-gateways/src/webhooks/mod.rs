@@ -274,6 +274,7 @@ impl Webhooks {
             failures: 0,
             retry_at: 0,
             last_error: None,
+            last_success_ts: None,
         };
         store.insert_subscription(&sub).await?;
         self.subscription_count.fetch_add(1, Ordering::Relaxed);
@@ -296,6 +297,20 @@ impl Webhooks {
             out.push((sub, queued));
         }
         Ok(out)
+    }
+
+    /// Retries a subscription waiting after failed deliveries now, rather than when its
+    /// backoff ends.
+    pub async fn retry(&self, sub_id: &str, actor: Actor<'_>) -> Result<()> {
+        let sub = self
+            .store
+            .subscription(sub_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such outgoing webhook".into()))?;
+        self.context.authorize(&sub.room_id, actor).await?;
+        self.store.retry_now(sub_id).await?;
+        self.outbox_grew.notify_one();
+        Ok(())
     }
 
     pub async fn unsubscribe(

@@ -260,10 +260,15 @@ impl Webhooks {
             let recorded = match &result {
                 Ok(()) => {
                     Stats::add(&self.stats.messages_out);
-                    store.outbox_delivered(&sub.sub_id, pos).await
+                    self.context.services.analytics.count("deliveries", 1);
+                    store.outbox_delivered(&sub.sub_id, pos, now_ms()).await
                 }
                 Err(reason) => {
                     Stats::add(&self.stats.errors);
+                    self.context
+                        .services
+                        .analytics
+                        .count("delivery_failures", 1);
                     if let Some(held) = self.throttle.allow("delivery failed") {
                         tracing::warn!(subscription = %sub.sub_id, target = %origin(&sub.url), error = %reason, suppressed = held, "outgoing webhook delivery failed");
                     }
@@ -398,6 +403,7 @@ mod tests {
             failures: 0,
             retry_at: 0,
             last_error: None,
+            last_success_ts: None,
         };
         let re = compile("^!deploy").unwrap();
         assert!(wants(

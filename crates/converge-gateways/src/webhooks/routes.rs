@@ -64,6 +64,12 @@ pub(super) fn routes(webhooks: Arc<Webhooks>) -> Vec<Route> {
             Access::User,
             delete_subscription,
         ),
+        route(
+            Method::POST,
+            "/_converge/admin/v1/subscriptions/{sub_id}/retry",
+            Access::User,
+            retry_subscription,
+        ),
     ]
 }
 
@@ -205,10 +211,21 @@ fn list_subscriptions(webhooks: Arc<Webhooks>, request: Request) -> Answer {
                     "queued": queued,
                     "failures": s.failures,
                     "last_error": s.last_error,
+                    "last_success_ts": s.last_success_ts,
+                    "retry_at": (s.retry_at > 0).then_some(s.retry_at),
                 })
             })
             .collect();
         Ok(json!({ "subscriptions": subs }))
+    })
+}
+
+fn retry_subscription(webhooks: Arc<Webhooks>, request: Request) -> Answer {
+    Box::pin(async move {
+        webhooks
+            .retry(request.param("sub_id")?, Actor::of(request.caller()?))
+            .await?;
+        Ok(json!({}))
     })
 }
 

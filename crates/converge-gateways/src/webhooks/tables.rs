@@ -6,9 +6,10 @@ use converge_store::{Migration, Row, Statement, Tables, Value};
 
 /// The tables, as migrations of the component `webhooks`. They are created only where
 /// missing, since databases made before the gateways owned their tables have them.
-pub const MIGRATIONS: &[Migration] = &[Migration::both(
-    1,
-    "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::both(
+        1,
+        "
         CREATE TABLE IF NOT EXISTS webhooks (
             hook_id TEXT PRIMARY KEY NOT NULL, room_id TEXT NOT NULL, user_id TEXT NOT NULL,
             secret TEXT NOT NULL, signed BOOLEAN NOT NULL, created_by TEXT NOT NULL,
@@ -24,7 +25,13 @@ pub const MIGRATIONS: &[Migration] = &[Migration::both(
         CREATE TABLE IF NOT EXISTS webhook_outbox (
             sub_id TEXT NOT NULL, stream_pos BIGINT NOT NULL, event_id TEXT NOT NULL,
             PRIMARY KEY (sub_id, stream_pos));",
-)];
+    ),
+    // When each subscription last delivered something, for its status.
+    Migration::both(
+        2,
+        "ALTER TABLE webhook_subscriptions ADD COLUMN last_success_ts BIGINT;",
+    ),
+];
 
 /// An incoming webhook: POSTs to it become messages of `user_id` in `room_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,11 +65,13 @@ pub struct SubscriptionRow {
     pub failures: i64,
     pub retry_at: i64,
     pub last_error: Option<String>,
+    /// When a delivery last succeeded (ms since the epoch), if ever.
+    pub last_success_ts: Option<i64>,
 }
 
 const WEBHOOK_COLUMNS: &str = "hook_id, room_id, user_id, secret, signed, created_by, created_ts";
 const SUBSCRIPTION_COLUMNS: &str = "sub_id, room_id, url, secret, event_types, pattern, \
-     created_by, created_ts, after_pos, failures, retry_at, last_error";
+     created_by, created_ts, after_pos, failures, retry_at, last_error, last_success_ts";
 
 fn webhook(row: &Row) -> Result<WebhookRow> {
     Ok(WebhookRow {
@@ -95,6 +104,7 @@ fn subscription(row: &Row) -> Result<SubscriptionRow> {
         failures: row.get("failures")?,
         retry_at: row.get("retry_at")?,
         last_error: row.get("last_error")?,
+        last_success_ts: row.get("last_success_ts")?,
     })
 }
 
@@ -260,7 +270,7 @@ impl Store {
     }
 
     /// Removes a delivered item and clears the subscription's failure count.
-    pub async fn outbox_delivered(&self, sub_id: &str, pos: StreamPos) -> Result<()> {
+    pub async fn outbox_delivered(&self, sub_id: &str, pos: StreamPos, now: i64) -> Result<()> {
         self.tables
             .transaction(&[
                 Statement::new(
@@ -269,12 +279,24 @@ impl Store {
                 ),
                 Statement::new(
                     "UPDATE webhook_subscriptions SET failures = 0, retry_at = 0, \
-                     last_error = NULL WHERE sub_id = $1",
-                    vec![sub_id.into()],
+                     last_error = NULL, last_success_ts = $2 WHERE sub_id = $1",
+                    vec![sub_id.into(), now.into()],
                 ),
             ])
             .await?;
         Ok(())
+    }
+
+    /// Makes a subscription waiting after failures due now; whether it exists.
+    pub async fn retry_now(&self, sub_id: &str) -> Result<bool> {
+        let changed = self
+            .tables
+            .execute(
+                "UPDATE webhook_subscriptions SET retry_at = 0 WHERE sub_id = $1",
+                &[Value::from(sub_id)],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     /// Records a failed delivery attempt: one more failure, next try at `retry_at`.

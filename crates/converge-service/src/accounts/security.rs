@@ -56,22 +56,38 @@ impl AccountSecurity {
             .interactive
             .confirm_password(caller, "password", auth)
             .await?;
-        let hash = self.passwords.hash(new_password).await?;
-        self.store
-            .set_password_hash(&caller.localpart, &hash)
-            .await?;
-        if logout_devices {
-            self.store
-                .delete_other_devices(
-                    &caller.localpart,
-                    caller.user_id.as_str(),
-                    Some(caller.device_id.as_str()),
-                )
-                .await?;
-            self.sessions.forget(&caller.localpart, None);
-            self.device_lists.changed(caller.user_id.as_str()).await?;
-        }
+        let keep = logout_devices.then_some(caller.device_id.as_str());
+        self.set_password(
+            &caller.localpart,
+            caller.user_id.as_str(),
+            new_password,
+            keep,
+        )
+        .await?;
         self.interactive.complete(&session);
+        Ok(())
+    }
+
+    /// Sets a user's password (for themselves, or by a server admin); with `logout_except`,
+    /// every other device is logged out (all of them for `Some("")`).
+    pub(crate) async fn set_password(
+        &self,
+        localpart: &str,
+        user_id: &str,
+        new_password: String,
+        logout_except: Option<&str>,
+    ) -> Result<()> {
+        password::check_length(&new_password)?;
+        let hash = self.passwords.hash(new_password).await?;
+        self.store.set_password_hash(localpart, &hash).await?;
+        if let Some(keep) = logout_except {
+            let keep = (!keep.is_empty()).then_some(keep);
+            self.store
+                .delete_other_devices(localpart, user_id, keep)
+                .await?;
+            self.sessions.forget(localpart, None);
+            self.device_lists.changed(user_id).await?;
+        }
         Ok(())
     }
 
@@ -81,15 +97,21 @@ impl AccountSecurity {
             .interactive
             .confirm_password(caller, "deactivate", auth)
             .await?;
-        self.store
-            .deactivate_user(&caller.localpart, caller.user_id.as_str())
+        self.deactivate_account(&caller.localpart, caller.user_id.as_str())
             .await?;
-        self.sessions.forget(&caller.localpart, None);
         self.interactive.complete(&session);
-        // A deactivated user leaves every room and rejects every invite, as the spec asks.
-        self.device_lists.changed(caller.user_id.as_str()).await?;
-        self.rooms.leave_all(caller.user_id.as_str()).await?;
-        tracing::info!(user = %caller.localpart, "deactivated");
+        Ok(())
+    }
+
+    /// Deactivates an account for good (by its owner, or by a server admin): its sessions
+    /// end, its devices and keys go, and it leaves every room and rejects every invite, as
+    /// the spec asks.
+    pub(crate) async fn deactivate_account(&self, localpart: &str, user_id: &str) -> Result<()> {
+        self.store.deactivate_user(localpart, user_id).await?;
+        self.sessions.forget(localpart, None);
+        self.device_lists.changed(user_id).await?;
+        self.rooms.leave_all(user_id).await?;
+        tracing::info!(user = %localpart, "deactivated");
         Ok(())
     }
 }

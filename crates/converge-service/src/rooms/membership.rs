@@ -67,6 +67,13 @@ impl Rooms {
         reason: Option<&str>,
         extra: Value,
     ) -> Result<String> {
+        if matches!(membership, "join" | "invite" | "knock")
+            && self.store.room_blocked(room_id).await?
+        {
+            return Err(Error::forbidden(
+                "this room was shut down by the server's admins",
+            ));
+        }
         let mut content = extra;
         content["membership"] = json!(membership);
         if let Some(reason) = reason {
@@ -224,6 +231,47 @@ impl Rooms {
             }
         }
         Ok(())
+    }
+
+    /// Shuts a room down for a server admin: nobody may join, be invited or knock any more,
+    /// it leaves the public directory, and every local member, invitee and knocker leaves.
+    /// Returns who left.
+    pub async fn shut_down(&self, room_id: &str, admin: &str) -> Result<Vec<String>> {
+        if self.store.room(room_id).await?.is_none() {
+            return Err(Error::NotFound("no such room".into()));
+        }
+        self.store
+            .block_room(room_id, admin, crate::now_ms())
+            .await?;
+        self.store.set_room_public(room_id, false).await?;
+        let local = format!(":{}", self.server_name);
+        let present: Vec<String> = self
+            .snapshot(room_id, |room| {
+                [Membership::Join, Membership::Invite, Membership::Knock]
+                    .into_iter()
+                    .flat_map(|m| room.members(m).map(str::to_owned).collect::<Vec<_>>())
+                    .filter(|member| member.ends_with(&local))
+                    .collect()
+            })
+            .await?;
+        let mut left = Vec::with_capacity(present.len());
+        for user in present {
+            match self
+                .leave(
+                    room_id,
+                    &user,
+                    Some("the server's admins shut this room down"),
+                )
+                .await
+            {
+                Ok(()) => left.push(user),
+                Err(err) => {
+                    tracing::warn!(room = %room_id, %user, error = %err, "could not remove a member from a room being shut down")
+                }
+            }
+        }
+        tracing::info!(room = %room_id, %admin, left = left.len(), "room shut down");
+        Ok(left)
     }
 
     /// Leaves a room (or rejects an invite, or withdraws a knock).
