@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ops;
 mod ruma;
 pub mod state;
+pub mod web;
 
 use std::time::Instant;
 
@@ -41,7 +42,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
-        .fallback(|| async { ApiError(Error::Unrecognized) })
+        .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError(Error::MethodNotAllowed) })
         .layer(CatchPanicLayer::custom(|_| {
             ApiError(Error::internal("a request handler panicked")).into_response()
