@@ -3,6 +3,7 @@
 //! Nothing here is async or touches the network, the disk or a clock; callers pass
 //! time and randomness in. That keeps every rule testable with plain tables.
 
+pub mod appservice;
 pub mod auth;
 pub mod e2ee;
 pub mod event;

@@ -26,6 +26,8 @@ pub struct User {
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
     pub created_ts: i64,
+    /// The application service that made the user, if one did.
+    pub appservice_id: Option<String>,
 }
 
 /// What registration needs to create a user.
@@ -36,6 +38,8 @@ pub struct NewUser {
     pub is_admin: bool,
     pub displayname: Option<String>,
     pub created_ts: i64,
+    /// The application service making the user, if one is.
+    pub appservice_id: Option<String>,
 }
 
 /// A login: the device it is for and the hashes of the tokens handed out.
@@ -79,8 +83,8 @@ pub struct RegistrationToken {
     pub expiry_ts: Option<i64>,
 }
 
-const USER_COLUMNS: &str =
-    "localpart, password_hash, is_admin, deactivated, displayname, avatar_url, created_ts";
+const USER_COLUMNS: &str = "localpart, password_hash, is_admin, deactivated, displayname, \
+     avatar_url, created_ts, appservice_id";
 
 macro_rules! user_from_row {
     ($row:expr) => {{
@@ -93,6 +97,7 @@ macro_rules! user_from_row {
             displayname: row.try_get("displayname")?,
             avatar_url: row.try_get("avatar_url")?,
             created_ts: row.try_get("created_ts")?,
+            appservice_id: row.try_get("appservice_id")?,
         }
     }};
 }
@@ -172,14 +177,15 @@ impl Store {
                 }
             }
             let inserted = sqlx::query(
-                "INSERT INTO users (localpart, password_hash, is_admin, displayname, created_ts) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (localpart) DO NOTHING",
+                "INSERT INTO users (localpart, password_hash, is_admin, displayname, created_ts, appservice_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (localpart) DO NOTHING",
             )
             .bind(&user.localpart)
             .bind(&user.password_hash)
             .bind(user.is_admin)
             .bind(&user.displayname)
             .bind(user.created_ts)
+            .bind(&user.appservice_id)
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() != 1 {
@@ -242,6 +248,16 @@ impl Store {
         } else {
             Err(StoreError::NotFound)
         }
+    }
+
+    /// Records which application service made a user (or none).
+    pub async fn set_user_appservice(
+        &self,
+        localpart: &str,
+        appservice_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_user_column("appservice_id", localpart, appservice_id)
+            .await
     }
 
     /// Makes a user a server admin, or not.
@@ -417,6 +433,29 @@ impl Store {
     }
 
     /// Renames a device. Fails with `NotFound` if the user has no such device.
+    /// Creates a device without a token (an application service's device, MSC4190), or
+    /// renames it if it exists. Returns whether it was created.
+    pub async fn upsert_device(
+        &self,
+        localpart: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let created = on_pool!(&self.inner.db, pool => sqlx::query(
+            "INSERT INTO devices (localpart, device_id, display_name, created_ts) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (localpart, device_id) DO NOTHING",
+        )
+        .bind(localpart).bind(device_id).bind(display_name).bind(now)
+        .execute(pool).await?.rows_affected())
+            == 1;
+        if !created && display_name.is_some() {
+            self.set_device_display_name(localpart, device_id, display_name)
+                .await?;
+        }
+        Ok(created)
+    }
+
     pub async fn set_device_display_name(
         &self,
         localpart: &str,

@@ -83,6 +83,19 @@ impl Store {
         })
     }
 
+    /// The event at a stream position, if that position holds one.
+    pub async fn event_at(&self, pos: StreamPos) -> Result<Option<PersistedEvent>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_pos = $1"
+        );
+        on_pool!(&self.inner.db, pool => {
+            let row = sqlx::query(SQL).bind(pos.0).fetch_optional(pool).await?;
+            Ok(match row { Some(row) => Some(event_from_row!(row).1), None => None })
+        })
+    }
+
     /// Events after `after`, oldest first, at most `limit` of them, across all rooms.
     pub async fn events_after(
         &self,

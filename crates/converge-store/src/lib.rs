@@ -6,6 +6,7 @@
 //! ordered writer ([`writer`]), which batches concurrent appends into one commit.
 
 mod accounts;
+mod appservices;
 mod db;
 mod error;
 mod events;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use accounts::{Device, NewSession, NewUser, RegistrationToken, Session, User, UserSummary};
+pub use appservices::{AppServiceState, QueuedKind, ToDeviceRow};
 pub use error::StoreError;
 pub use events::Direction;
 pub use keys::{

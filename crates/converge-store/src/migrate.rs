@@ -28,6 +28,10 @@ const SQLITE: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/0010_admin_stats.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_appservices.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -49,6 +53,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         10,
         include_str!("../migrations/postgres/0010_admin_stats.sql"),
+    ),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_appservices.sql"),
     ),
 ];
 

@@ -9,8 +9,8 @@ use converge_core::{PersistedEvent, StreamPos};
 use converge_store::{
     BackupSession, CrossSigningKey, Direction, EventNotifications, EventWrite, KeySignature,
     MediaRow, Migration, NewReport, NewRoom, NewSession, NewUser, Notification, OneTimeKey,
-    OneTimeKeysAdded, PusherRow, Redaction, RegistrationToken, Statement, StoreError, ThumbnailRow,
-    Value, WriteOp, testing,
+    OneTimeKeysAdded, PusherRow, QueuedKind, Redaction, RegistrationToken, Statement, StoreError,
+    ThumbnailRow, Value, WriteOp, testing,
 };
 
 /// A store under test, and a way to open it again.
@@ -53,6 +53,7 @@ converge_store::on_both_backends!(
     push_actions_count_per_thread_and_feed_pushers,
     memberships_remember_when_their_kind_changed,
     admin_listings_and_daily_figures,
+    appservice_queues_fix_their_transactions,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -62,6 +63,7 @@ fn new_user(localpart: &str) -> NewUser {
         is_admin: false,
         displayname: Some(localpart.to_owned()),
         created_ts: 1_000,
+        appservice_id: None,
     }
 }
 
@@ -2321,6 +2323,38 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             );
             check(
                 &mut errors,
+                "appservice_state",
+                store
+                    .appservice_state("shared-as", StreamPos(0))
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
+                "queue_for_appservice",
+                store
+                    .queue_for_appservice(
+                        "shared-as",
+                        &[(StreamPos(1000 + n as i64), QueuedKind::Event)],
+                        StreamPos(1000 + n as i64),
+                    )
+                    .await,
+            );
+            check(
+                &mut errors,
+                "fail_appservice_txn",
+                store.fail_appservice_txn("shared-as", n as i64, "x").await,
+            );
+            check(
+                &mut errors,
+                "upsert_device",
+                store
+                    .upsert_device("shared", &format!("AS{n}"), None, 1)
+                    .await
+                    .map(drop),
+            );
+            check(
+                &mut errors,
                 "delete_registration_token",
                 store.delete_registration_token("none").await.map(drop),
             );
@@ -2353,6 +2387,11 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
         "no increment lost"
     );
     assert!(store.room_blocked("!room:localhost").await.unwrap());
+    assert_eq!(
+        store.appservice_queue_len("shared-as").await.unwrap(),
+        TASKS as i64,
+        "every queued row kept"
+    );
     // The contested name went to exactly one writer, and the shared filters got distinct IDs.
     assert!(store.user("contested").await.unwrap().is_some());
     let mut ids = HashSet::new();
@@ -3304,4 +3343,244 @@ async fn admin_listings_and_daily_figures(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(store.media_totals().await.unwrap(), (2, 20));
+}
+
+async fn appservice_queues_fix_their_transactions(h: &Harness) {
+    let store = &h.store;
+    // State is made once, where the stream was when the appservice first came.
+    let state = store
+        .appservice_state("bridge", StreamPos(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.stream_pos, state.next_txn, state.txn_last_pos),
+        (StreamPos(7), 1, None)
+    );
+    let again = store
+        .appservice_state("bridge", StreamPos(99))
+        .await
+        .unwrap();
+    assert_eq!(again.stream_pos, StreamPos(7), "made once");
+
+    store
+        .queue_for_appservice(
+            "bridge",
+            &[
+                (StreamPos(8), QueuedKind::Event),
+                (StreamPos(9), QueuedKind::Receipt),
+            ],
+            StreamPos(10),
+        )
+        .await
+        .unwrap();
+    // Queuing the same position again changes nothing, and the filler never goes back.
+    store
+        .queue_for_appservice("bridge", &[(StreamPos(8), QueuedKind::Event)], StreamPos(9))
+        .await
+        .unwrap();
+    store
+        .queue_for_appservice(
+            "bridge",
+            &[
+                (StreamPos(12), QueuedKind::ToDevice),
+                (StreamPos(13), QueuedKind::DeviceList),
+            ],
+            StreamPos(13),
+        )
+        .await
+        .unwrap();
+    let state = store
+        .appservice_state("bridge", StreamPos(0))
+        .await
+        .unwrap();
+    assert_eq!(state.stream_pos, StreamPos(13));
+    assert_eq!(store.appservice_queue_len("bridge").await.unwrap(), 4);
+    assert_eq!(
+        store.appservice_queue("bridge", None, 2).await.unwrap(),
+        [
+            (StreamPos(8), QueuedKind::Event),
+            (StreamPos(9), QueuedKind::Receipt)
+        ]
+    );
+
+    // The transaction being sent is fixed at its first rows until it is taken.
+    let (txn, last) = store
+        .begin_appservice_txn("bridge", StreamPos(9))
+        .await
+        .unwrap();
+    assert_eq!((txn, last), (1, StreamPos(9)));
+    let (txn, last) = store
+        .begin_appservice_txn("bridge", StreamPos(13))
+        .await
+        .unwrap();
+    assert_eq!(
+        (txn, last),
+        (1, StreamPos(9)),
+        "a retry sends the same rows"
+    );
+    store
+        .fail_appservice_txn("bridge", 5_000, "connection refused")
+        .await
+        .unwrap();
+    let failing = store
+        .appservice_state("bridge", StreamPos(0))
+        .await
+        .unwrap();
+    assert_eq!((failing.failures, failing.retry_at), (1, 5_000));
+    assert_eq!(failing.last_error.as_deref(), Some("connection refused"));
+    store.appservice_retry_now("bridge").await.unwrap();
+    assert_eq!(
+        store
+            .appservice_state("bridge", StreamPos(0))
+            .await
+            .unwrap()
+            .retry_at,
+        0
+    );
+
+    store
+        .complete_appservice_txn("bridge", 2, &[], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.appservice_queue_len("bridge").await.unwrap(),
+        4,
+        "not the one being sent"
+    );
+    store
+        .complete_appservice_txn("bridge", 1, &[], 42)
+        .await
+        .unwrap();
+    let done = store
+        .appservice_state("bridge", StreamPos(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.next_txn, done.txn_last_pos, done.failures),
+        (2, None, 0)
+    );
+    assert_eq!((done.last_success_ts, done.sent_txns), (Some(42), 1));
+    assert_eq!(
+        store.appservice_queue("bridge", None, 10).await.unwrap(),
+        [
+            (StreamPos(12), QueuedKind::ToDevice),
+            (StreamPos(13), QueuedKind::DeviceList)
+        ]
+    );
+    assert_eq!(store.appservice_states().await.unwrap().len(), 1);
+
+    // What the filler reads by position: events, receipts, to-device messages, device lists.
+    let pos = store.append(write(event(1))).await.unwrap();
+    assert_eq!(
+        store.event_at(pos).await.unwrap().unwrap().event_id,
+        "$event1"
+    );
+    assert!(
+        store
+            .event_at(StreamPos(pos.0 + 100))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let receipt = store
+        .append(WriteOp::Receipt {
+            room_id: "!room:localhost".into(),
+            receipt_type: "m.read".into(),
+            user_id: "@bob:localhost".into(),
+            thread_id: String::new(),
+            event_id: "$event1".into(),
+            ts: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.receipt_at(receipt).await.unwrap().unwrap().user_id,
+        "@bob:localhost"
+    );
+    assert_eq!(store.receipts_between(pos, receipt).await.unwrap().len(), 1);
+    let to_device = store
+        .append(WriteOp::ToDevice {
+            sender: "@alice:localhost".into(),
+            event_type: "m.room_key_request".into(),
+            messages: vec![
+                ("@puppet:localhost".into(), "PDEV".into(), "{}".into()),
+                ("@other:localhost".into(), "ODEV".into(), "{}".into()),
+            ],
+            txn: None,
+        })
+        .await
+        .unwrap();
+    let messages = store.to_device_at(to_device).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        store
+            .to_device_between(receipt, to_device)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let change = store
+        .append(WriteOp::DeviceListChange {
+            user_id: "@alice:localhost".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .device_list_changes_between(to_device, change)
+            .await
+            .unwrap(),
+        [(change, "@alice:localhost".to_owned())]
+    );
+    // A transaction that carried a to-device message removes it.
+    store
+        .queue_for_appservice("bridge", &[(to_device, QueuedKind::ToDevice)], to_device)
+        .await
+        .unwrap();
+    let (txn, _) = store
+        .begin_appservice_txn("bridge", to_device)
+        .await
+        .unwrap();
+    store
+        .complete_appservice_txn(
+            "bridge",
+            txn,
+            &[("@puppet:localhost".into(), "PDEV".into(), to_device)],
+            50,
+        )
+        .await
+        .unwrap();
+    let left = store.to_device_at(to_device).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].user_id, "@other:localhost");
+
+    // Users an appservice made are marked; devices it makes need no token.
+    let mut puppet = new_user("puppet");
+    puppet.appservice_id = Some("bridge".into());
+    store.create_user(&puppet, None, None).await.unwrap();
+    assert_eq!(
+        store
+            .user("puppet")
+            .await
+            .unwrap()
+            .unwrap()
+            .appservice_id
+            .as_deref(),
+        Some("bridge")
+    );
+    assert!(
+        store
+            .upsert_device("puppet", "PDEV", Some("Bridge"), 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .upsert_device("puppet", "PDEV", Some("Renamed"), 2)
+            .await
+            .unwrap()
+    );
+    let device = store.device("puppet", "PDEV").await.unwrap().unwrap();
+    assert_eq!(device.display_name.as_deref(), Some("Renamed"));
 }
