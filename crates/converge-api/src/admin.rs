@@ -7,6 +7,7 @@
 //!   /registration_tokens/{token}`
 //! - rooms: `GET /rooms?search=&from=&limit=`, `POST /rooms/{roomId}/shutdown`
 //! - `GET /reports?from=&limit=`, `GET /metrics` (Prometheus text), `GET /analytics?days=`
+//! - application services: `GET /appservices`, `POST /appservices/reload`
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -53,6 +54,27 @@ pub fn routes() -> Router<AppState> {
         .route("/_converge/admin/v1/reports", get(list_reports))
         .route("/_converge/admin/v1/metrics", get(metrics))
         .route("/_converge/admin/v1/analytics", get(analytics))
+        .route("/_converge/admin/v1/appservices", get(list_appservices))
+        .route(
+            "/_converge/admin/v1/appservices/reload",
+            post(reload_appservices),
+        )
+}
+
+async fn list_appservices(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Value>> {
+    let list = state.services.appservices.list(&caller).await?;
+    Ok(Json(json!({ "appservices": list })))
+}
+
+async fn reload_appservices(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Value>> {
+    let loaded = state.services.appservices.reload(&caller).await?;
+    Ok(Json(json!({ "loaded": loaded })))
 }
 
 /// Parses a query string, answering bad ones with `M_INVALID_PARAM`.

@@ -59,6 +59,12 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         ServerNotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
         UnableToGrantJoin(_) => (StatusCode::BAD_REQUEST, "M_UNABLE_TO_GRANT_JOIN"),
         Uia(_) => (StatusCode::UNAUTHORIZED, "M_FORBIDDEN"),
+        NotInNamespace(_) => (StatusCode::FORBIDDEN, "M_EXCLUSIVE"),
+        UnknownDevice(_) => (StatusCode::BAD_REQUEST, "M_UNKNOWN_DEVICE"),
+        UrlNotSet => (StatusCode::BAD_REQUEST, "M_URL_NOT_SET"),
+        BadStatus { .. } => (StatusCode::BAD_GATEWAY, "M_BAD_STATUS"),
+        ConnectionFailed(_) => (StatusCode::BAD_GATEWAY, "M_CONNECTION_FAILED"),
+        ConnectionTimeout => (StatusCode::GATEWAY_TIMEOUT, "M_CONNECTION_TIMEOUT"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
     }
 }
@@ -79,6 +85,12 @@ pub fn body(error: &Error) -> Value {
             "errcode": errcode,
             "error": error.to_string(),
             "current_version": current_version,
+        }),
+        Error::BadStatus { status, body } => json!({
+            "errcode": errcode,
+            "error": error.to_string(),
+            "status": status,
+            "body": body,
         }),
         Error::TooLarge { limit } => json!({
             "errcode": errcode,
@@ -120,6 +132,23 @@ mod tests {
             (Error::forbidden("no"), 403, "M_FORBIDDEN"),
             (Error::MethodNotAllowed, 405, "M_UNRECOGNIZED"),
             (Error::Unrecognized, 404, "M_UNRECOGNIZED"),
+            (Error::NotInNamespace("x".into()), 403, "M_EXCLUSIVE"),
+            (Error::UnknownDevice("x".into()), 400, "M_UNKNOWN_DEVICE"),
+            (Error::UrlNotSet, 400, "M_URL_NOT_SET"),
+            (
+                Error::BadStatus {
+                    status: 500,
+                    body: String::new(),
+                },
+                502,
+                "M_BAD_STATUS",
+            ),
+            (
+                Error::ConnectionFailed("x".into()),
+                502,
+                "M_CONNECTION_FAILED",
+            ),
+            (Error::ConnectionTimeout, 504, "M_CONNECTION_TIMEOUT"),
             (Error::MissingToken, 401, "M_MISSING_TOKEN"),
             (
                 Error::UnknownToken { soft_logout: false },

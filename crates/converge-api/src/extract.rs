@@ -5,7 +5,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::ruma::{access_token, read_body};
+use super::ruma::{access_token, masquerade, read_body};
 use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
 use converge_service::{Caller, Client};
@@ -25,7 +25,11 @@ impl FromRequestParts<AppState> for Authed {
         };
         let token = access_token(parts)?.ok_or(Error::MissingToken)?;
         Ok(Authed(
-            state.services.sessions.authenticate(&token, client).await?,
+            state
+                .services
+                .sessions
+                .authenticate(&token, client, &masquerade(parts))
+                .await?,
         ))
     }
 }

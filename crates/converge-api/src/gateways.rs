@@ -55,7 +55,13 @@ async fn serve(
         Access::Public => None,
         Access::User => {
             let token = access_token(&parts)?.ok_or(Error::MissingToken)?;
-            Some(state.services.sessions.authenticate(&token, client).await?)
+            Some(
+                state
+                    .services
+                    .sessions
+                    .authenticate(&token, client, &crate::ruma::masquerade(&parts))
+                    .await?,
+            )
         }
     };
     let limit = route

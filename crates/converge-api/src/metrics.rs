@@ -133,6 +133,41 @@ pub fn render_gateways(out: &mut String, gateways: &[&converge_gateways::Stats])
     }
 }
 
+/// Per-appservice transaction counters.
+pub fn render_appservices(
+    out: &mut String,
+    services: &[(String, converge_service::appservices::TxnStats)],
+) {
+    if services.is_empty() {
+        return;
+    }
+    out.push_str("# HELP converge_appservice_transactions_total Transactions sent to an application service, by outcome.\n");
+    out.push_str("# TYPE converge_appservice_transactions_total counter\n");
+    for (id, stats) in services {
+        let id = escape(id);
+        let _ = writeln!(
+            out,
+            "converge_appservice_transactions_total{{appservice=\"{id}\",outcome=\"sent\"}} {}",
+            stats.sent
+        );
+        let _ = writeln!(
+            out,
+            "converge_appservice_transactions_total{{appservice=\"{id}\",outcome=\"failed\"}} {}",
+            stats.failed
+        );
+    }
+    out.push_str("# HELP converge_appservice_transaction_seconds_total Time spent on transactions an application service took.\n");
+    out.push_str("# TYPE converge_appservice_transaction_seconds_total counter\n");
+    for (id, stats) in services {
+        let _ = writeln!(
+            out,
+            "converge_appservice_transaction_seconds_total{{appservice=\"{}\"}} {}",
+            escape(id),
+            stats.latency_seconds
+        );
+    }
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")

@@ -29,12 +29,19 @@ async fn health(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let (gateways, gateways_ok) = state.gateways.health();
-    let body = json!({
+    let mut body = json!({
         "status": if store_ok && gateways_ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "store": { "backend": backend, "ok": store_ok },
         "gateways": gateways,
     });
+    // Bridges are the bridges' business: one that is down does not make the server
+    // degraded, but it shows.
+    if let Ok(appservices) = state.services.appservices.health().await
+        && !appservices.is_empty()
+    {
+        body["appservices"] = appservices.into();
+    }
     (status, Json(body)).into_response()
 }
 
@@ -47,5 +54,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
 pub(crate) fn metrics_text(state: &AppState) -> Response {
     let mut text = state.metrics.render(&state.services.writer_stats());
     crate::metrics::render_gateways(&mut text, &state.gateways.stats());
+    crate::metrics::render_appservices(&mut text, &state.services.appservices.metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

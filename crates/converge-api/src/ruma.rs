@@ -26,7 +26,7 @@ use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingR
 
 use crate::error::{ApiError, Error, Result};
 use crate::state::AppState;
-use converge_service::{Caller, Client};
+use converge_service::{Caller, Client, Masquerade};
 
 /// A parsed Matrix request, with who sent it.
 pub struct Ruma<T> {
@@ -94,9 +94,18 @@ where
         };
         let caller = match (auth_of::<T::Authentication>(), access_token(&parts)?) {
             (Auth::Required, None) => return Err(Error::MissingToken.into()),
-            (Auth::Required | Auth::Optional, Some(token)) => {
-                Some(state.services.sessions.authenticate(&token, client).await?)
-            }
+            (Auth::Required | Auth::Optional, Some(token)) => Some(
+                state
+                    .services
+                    .sessions
+                    .authenticate(&token, client, &{
+                        let mut m = masquerade(&parts);
+                        m.registering = TypeId::of::<T>()
+                            == TypeId::of::<ruma::api::client::account::register::v3::Request>();
+                        m
+                    })
+                    .await?,
+            ),
             _ => None,
         };
         let bytes = if matches!(parts.method, Method::GET | Method::HEAD) {
@@ -182,6 +191,23 @@ pub(super) fn access_token(parts: &Parts) -> Result<Option<String>> {
     Ok(form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == "access_token")
         .map(|(_, value)| value.into_owned()))
+}
+
+/// Who an application service says it acts as: `user_id`, and `device_id` (MSC4326) or
+/// `org.matrix.msc3202.device_id` from the query string.
+pub(super) fn masquerade(parts: &Parts) -> Masquerade {
+    let query = parts.uri.query().unwrap_or_default();
+    let mut masquerade = Masquerade::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "user_id" => masquerade.user_id = Some(value.into_owned()),
+            "device_id" | "org.matrix.msc3202.device_id" => {
+                masquerade.device_id = Some(value.into_owned());
+            }
+            _ => {}
+        }
+    }
+    masquerade
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes: a declared length

@@ -76,6 +76,7 @@ mod tests {
             device_id: "DEV".into(),
             is_admin: false,
             token_hash: Vec::new(),
+            appservice: None,
         }
     }
 

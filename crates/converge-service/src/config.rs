@@ -35,6 +35,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub push: PushConfig,
     pub calls: CallsConfig,
+    pub appservices: AppServicesConfig,
     pub gateways: GatewaysConfig,
 }
 
@@ -56,6 +57,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             push: PushConfig::default(),
             calls: CallsConfig::default(),
+            appservices: AppServicesConfig::default(),
             gateways: GatewaysConfig::default(),
         }
     }
@@ -218,6 +220,35 @@ impl Default for MediaConfig {
             max_thumbnail_pixels: 32 * 1024 * 1024,
             max_pending_uploads: 20,
             url_preview: UrlPreviewConfig::default(),
+        }
+    }
+}
+
+/// `[appservices]`: application services (bridges) and how they are reached.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppServicesConfig {
+    /// Registration files (YAML, as bridges generate them). `converge appservice add FILE`
+    /// also registers files in `<data_dir>/appservices/`.
+    pub registration_files: Vec<PathBuf>,
+    /// Whether an exclusive user namespace may cover users that exist already and were
+    /// not made by that appservice (refused by default: it would take their IDs over).
+    pub allow_existing_users: bool,
+    /// Time allowed for one transaction or query to an appservice.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    /// The longest wait between retries of an appservice that is down.
+    #[serde(with = "human_duration")]
+    pub max_retry_interval: Duration,
+}
+
+impl Default for AppServicesConfig {
+    fn default() -> Self {
+        Self {
+            registration_files: Vec::new(),
+            allow_existing_users: false,
+            timeout: Duration::from_secs(30),
+            max_retry_interval: Duration::from_secs(300),
         }
     }
 }

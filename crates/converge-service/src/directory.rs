@@ -52,6 +52,8 @@ impl Directory {
     pub async fn create_alias(&self, caller: &Caller, alias: &str, room_id: &str) -> Result<()> {
         self.check_local_alias(alias)?;
         self.rooms
+            .refuse_alias(alias, caller.appservice.as_ref().map(|s| s.id()))?;
+        self.rooms
             .require_joined(room_id, caller.user_id.as_str())
             .await?;
         if !self
@@ -66,11 +68,7 @@ impl Directory {
 
     /// `GET /directory/room/{roomAlias}`.
     pub async fn resolve_alias(&self, alias: &str) -> Result<(String, Vec<String>)> {
-        let (room_id, _) = self
-            .store
-            .alias(alias)
-            .await?
-            .ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
+        let room_id = self.rooms.resolve(alias).await?;
         Ok((room_id, vec![self.server_name.clone()]))
     }
 

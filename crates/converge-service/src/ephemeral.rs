@@ -48,14 +48,29 @@ struct State {
     presence: HashMap<String, Presence>,
 }
 
-#[derive(Default)]
 pub struct Ephemeral {
     state: Mutex<State>,
+    /// The rooms whose typing set changes, for followers other than syncs (appservices).
+    typing_changes: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Ephemeral {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            typing_changes: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl Ephemeral {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells of every room whose typing set changes (a lagging receiver misses some).
+    pub fn subscribe_typing(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.typing_changes.subscribe()
     }
 
     /// The current ephemeral serial.
@@ -78,6 +93,8 @@ impl Ephemeral {
             state.serial += 1;
             let serial = state.serial;
             state.typing_changed.insert(room.to_owned(), serial);
+            // Nobody listening is fine.
+            let _ = self.typing_changes.send(room.to_owned());
         }
         changed
     }
@@ -96,6 +113,7 @@ impl Ephemeral {
             state.serial += 1;
             let serial = state.serial;
             state.typing_changed.insert(room.to_owned(), serial);
+            let _ = self.typing_changes.send(room.to_owned());
         }
         let changed = state.typing_changed.get(room).copied().unwrap_or(0);
         if since != 0 && changed <= since {

@@ -92,6 +92,23 @@ pub enum Error {
     /// User-interactive authentication must (still) be completed: a 401 with the flows.
     #[error("user-interactive authentication required")]
     Uia(Box<Value>),
+    /// An application service asked to act as a user outside its namespaces (403).
+    #[error("{0}")]
+    NotInNamespace(String),
+    /// A device named for a request does not exist.
+    #[error("{0}")]
+    UnknownDevice(String),
+    /// An appservice pinged itself but has no URL.
+    #[error("the application service has no URL to ping")]
+    UrlNotSet,
+    /// An appservice answered a ping with an error status.
+    #[error("the application service answered {status}")]
+    BadStatus { status: u16, body: String },
+    /// An appservice could not be reached.
+    #[error("cannot reach the application service: {0}")]
+    ConnectionFailed(String),
+    #[error("the application service did not answer in time")]
+    ConnectionTimeout,
     /// Something went wrong on our side. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

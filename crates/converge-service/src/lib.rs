@@ -8,6 +8,7 @@ pub mod account_data;
 pub mod accounts;
 pub mod admin;
 pub mod analytics;
+pub mod appservices;
 pub mod backup;
 pub mod caller;
 pub mod calls;
@@ -47,7 +48,7 @@ use tokio::task::JoinHandle;
 
 pub use converge_store::WriterStats;
 
-pub use caller::{Caller, Client};
+pub use caller::{Caller, Client, Masquerade};
 pub use config::Config;
 pub use error::{Error, Result};
 
@@ -61,6 +62,7 @@ pub struct Services {
     pub profiles: Profiles,
     pub security: Arc<AccountSecurity>,
     pub admin: admin::Admin,
+    pub appservices: Arc<appservices::AppServices>,
     pub analytics: Arc<analytics::Analytics>,
     pub reserved: Arc<Reserved>,
     pub rooms: Arc<rooms::Rooms>,
@@ -128,11 +130,13 @@ impl Services {
         let notifier: Arc<dyn notifier::Notifier> = Arc::new(notifier::LocalNotifier::default());
         let server_name = config.server_name.clone();
         let passwords = Arc::new(password::Passwords::default());
+        let registrations = Arc::new(appservices::Registrations::new(config.appservices.timeout)?);
         let reserved = Arc::new(Reserved::new(
             store.clone(),
             server_name.clone(),
             config.gateways.bot.clone(),
             reserved_prefixes,
+            registrations.clone(),
         ));
         let push = Arc::new(push::PushRules::new(
             store.clone(),
@@ -145,6 +149,7 @@ impl Services {
             key,
             notifier.clone(),
             push.clone(),
+            registrations.clone(),
         ));
         let ephemeral = Arc::new(ephemeral::Ephemeral::default());
         let device_lists = Arc::new(device_lists::DeviceLists::new(
@@ -158,6 +163,7 @@ impl Services {
             limiter.clone(),
             passwords.clone(),
             device_lists.clone(),
+            registrations.clone(),
         ));
         let interactive = Arc::new(Interactive::new(
             store.clone(),
@@ -195,6 +201,16 @@ impl Services {
             rooms.clone(),
             device_lists.clone(),
         ));
+        let appservices = Arc::new(appservices::AppServices::new(
+            store.clone(),
+            server_name.clone(),
+            config.appservices.clone(),
+            config.data_dir.clone(),
+            registrations.clone(),
+            rooms.clone(),
+            ephemeral.clone(),
+        )?);
+        appservices.load().await?;
         let admin = admin::Admin::new(
             store.clone(),
             server_name.clone(),
@@ -217,9 +233,15 @@ impl Services {
                 interactive.clone(),
                 device_lists.clone(),
             ),
-            profiles: Profiles::new(store.clone(), server_name.clone(), rooms.clone()),
+            profiles: Profiles::new(
+                store.clone(),
+                server_name.clone(),
+                rooms.clone(),
+                registrations.clone(),
+            ),
             security,
             admin,
+            appservices,
             analytics: Arc::new(analytics::Analytics::new(store.clone(), rooms.clone())),
             registration,
             sessions,
@@ -262,6 +284,7 @@ impl Services {
         let tasks = vec![
             tokio::spawn(self.pushers.clone().run(self.stop.subscribe())),
             tokio::spawn(self.analytics.clone().run(self.stop.subscribe())),
+            tokio::spawn(self.appservices.clone().run(self.stop.subscribe())),
         ];
         self.background
             .lock()

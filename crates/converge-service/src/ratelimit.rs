@@ -60,6 +60,15 @@ impl RateLimiter {
 
     /// Takes one token from the bucket of (`limit`, `key`), or answers `M_LIMIT_EXCEEDED`
     /// with the time until a token is available.
+    /// Checks a caller's own limit, unless they are an appservice that is not limited.
+    pub fn check_caller(&self, limit: Limit, caller: &crate::Caller) -> Result<()> {
+        if caller.rate_limited() {
+            self.check(limit, caller.user_id.as_str())
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn check(&self, limit: Limit, key: &str) -> Result<()> {
         if !self.enabled {
             return Ok(());

@@ -1,15 +1,12 @@
-//! Third parties Converge does not connect to yet: third-party networks (bridges, which come
-//! with application services) and third-party identifiers (email addresses and phone
-//! numbers, which need a mail or SMS sender and an identity server).
+//! Third-party identifiers Converge does not connect to yet: email addresses and phone
+//! numbers, which need a mail or SMS sender and an identity server. (Third-party networks
+//! are answered by the application services that declare them: `appservices`.)
 //!
-//! Spec: <https://spec.matrix.org/v1.16/client-server-api/#third-party-networks> and
-//! <https://spec.matrix.org/v1.16/client-server-api/#adding-account-administrative-contact-information>.
+//! Spec: <https://spec.matrix.org/v1.16/client-server-api/#adding-account-administrative-contact-information>.
 //! Every answer is one the spec defines for a server that offers none of these, so clients
 //! show a clear refusal instead of an error they do not understand.
 
-use std::collections::BTreeMap;
-
-use ruma::thirdparty::{Location, Protocol, ThirdPartyIdentifier, User};
+use ruma::thirdparty::ThirdPartyIdentifier;
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
@@ -25,28 +22,6 @@ pub enum UnbindResult {
 }
 
 impl ThirdParty {
-    /// `GET /thirdparty/protocols`: no bridges, so no protocols.
-    pub fn protocols(&self) -> BTreeMap<String, Protocol> {
-        BTreeMap::new()
-    }
-
-    /// `GET /thirdparty/protocol/{protocol}`: every protocol is unknown.
-    pub fn protocol(&self, protocol: &str) -> Result<Protocol> {
-        Err(unknown_protocol(protocol))
-    }
-
-    /// `GET /thirdparty/location/{protocol}` (`Some`) and `/thirdparty/location?alias=`
-    /// (`None`): nothing is bridged, so no portal room matches.
-    pub fn locations(&self, protocol: Option<&str>) -> Result<Vec<Location>> {
-        Err(protocol.map_or_else(nothing_bridged, unknown_protocol))
-    }
-
-    /// `GET /thirdparty/user/{protocol}` (`Some`) and `/thirdparty/user?userid=` (`None`):
-    /// nothing is bridged, so no third-party user matches.
-    pub fn users(&self, protocol: Option<&str>) -> Result<Vec<User>> {
-        Err(protocol.map_or_else(nothing_bridged, unknown_protocol))
-    }
-
     /// `GET /account/3pid`: accounts here have no third-party identifiers.
     pub fn threepids(&self, _caller: &Caller) -> Vec<ThirdPartyIdentifier> {
         Vec::new()
@@ -82,12 +57,4 @@ impl ThirdParty {
     pub fn remove(&self, _caller: &Caller) -> UnbindResult {
         UnbindResult::NoSupport
     }
-}
-
-fn unknown_protocol(protocol: &str) -> Error {
-    Error::NotFound(format!("no bridge serves the protocol {protocol:?}"))
-}
-
-fn nothing_bridged() -> Error {
-    Error::NotFound("nothing on this server is bridged to a third-party network".into())
 }

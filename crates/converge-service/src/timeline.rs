@@ -442,6 +442,27 @@ impl Timeline {
             .ok_or_else(|| Error::NotFound("no such state event".into()))
     }
 
+    /// `GET /rooms/{roomId}/state/{eventType}/{stateKey}?format=event`: the whole event.
+    pub async fn state_event_whole(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Value> {
+        self.view(caller.user_id.as_str(), room_id).await?;
+        let missing = || Error::NotFound("no such state event".into());
+        let event_id = self
+            .rooms
+            .snapshot(room_id, |room| {
+                room.get(event_type, state_key).map(|e| e.event_id.clone())
+            })
+            .await?
+            .ok_or_else(missing)?;
+        let (_, event) = self.rooms.event(&event_id).await?.ok_or_else(missing)?;
+        Ok(client_event(&event, Some(caller)))
+    }
+
     /// `GET /rooms/{roomId}/members`, filtered by membership.
     pub async fn members(
         &self,

@@ -1,4 +1,5 @@
-//! The `converge` command: serve, print an example config, add users, make tokens.
+//! The `converge` command: serve, print an example config, add users, make tokens, register
+//! application services.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -49,6 +50,23 @@ enum Command {
         #[command(subcommand)]
         command: MediaCommand,
     },
+    /// Manage application services (bridges).
+    Appservice {
+        #[command(subcommand)]
+        command: AppserviceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppserviceCommand {
+    /// Check a registration file and register it (a copy in <data_dir>/appservices/); a
+    /// running server takes it on SIGHUP.
+    Add {
+        /// The registration file (YAML), as the bridge generated it.
+        file: PathBuf,
+    },
+    /// List the registered application services and their delivery state.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +181,9 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => {
             let server = converge::start(config).await.map_err(|e| e.to_string())?;
+            let reloads = tokio::spawn(reload_on_hangup(server.state.services.clone()));
             shutdown_signal().await;
+            reloads.abort();
             tracing::info!("shutting down");
             server.shutdown().await;
             Ok(())
@@ -230,12 +250,87 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             println!("{deleted}");
             Ok(())
         }
+        Command::Appservice {
+            command: AppserviceCommand::Add { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let service = converge_service::appservices::parse(&text, &config.server_name)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let dir = config.data_dir.join("appservices");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let target = dir.join(format!("{}.yaml", service.id()));
+            let previous = std::fs::read(&target).ok();
+            std::fs::write(&target, &text)
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+            // The whole set must load (no overlaps, no existing users taken over): if not,
+            // the file is put back as it was.
+            let loaded = match services(&config).await {
+                Ok(services) => {
+                    services.close_store().await;
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = loaded {
+                match previous {
+                    Some(previous) => {
+                        let _ = std::fs::write(&target, previous);
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(&target);
+                    }
+                }
+                return Err(err);
+            }
+            println!(
+                "registered {} ({}); a running server takes it on SIGHUP (kill -HUP <pid>)",
+                service.id(),
+                target.display()
+            );
+            Ok(())
+        }
+        Command::Appservice {
+            command: AppserviceCommand::List,
+        } => {
+            let services = services(&config).await?;
+            let status = services.appservices.status().await;
+            services.close_store().await;
+            for service in status.map_err(|e| e.to_string())? {
+                println!("{service}");
+            }
+            Ok(())
+        }
         Command::Config { .. } => unreachable!("handled before the runtime starts"),
     }
 }
 
 async fn services(config: &Config) -> Result<converge_service::Services, String> {
     converge::services(config).await.map_err(|e| e.to_string())
+}
+
+/// Reads the application service registrations again on every SIGHUP.
+async fn reload_on_hangup(services: std::sync::Arc<converge_service::Services>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: registrations reload only on restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match services.appservices.load().await {
+                Ok(count) => tracing::info!(appservices = count, "reloaded on SIGHUP"),
+                Err(err) => {
+                    tracing::error!(error = %err, "reload refused; the registrations in use stay")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = services;
 }
 
 async fn shutdown_signal() {

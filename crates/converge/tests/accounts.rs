@@ -26,7 +26,10 @@ async fn discovery_endpoints() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["m.homeserver"]["base_url"], format!("{}/", t.base));
     let (_, body) = t.get("/_matrix/client/v3/login", None).await;
-    assert_eq!(body["flows"], json!([{ "type": "m.login.password" }]));
+    assert_eq!(
+        body["flows"],
+        json!([{ "type": "m.login.password" }, { "type": "m.login.application_service" }])
+    );
     let alice = t.register("alice", "pw-alice-1").await;
     let (status, body) = t
         .get("/_matrix/client/v3/capabilities", Some(&alice.token))

@@ -19,6 +19,11 @@ pub async fn register(
     request: Ruma<register::v3::Request>,
 ) -> Result<RumaResponse<register::v3::Response>> {
     let body = request.body;
+    let appservice = body.login_type == Some(register::LoginType::ApplicationService)
+        || request
+            .caller
+            .as_ref()
+            .is_some_and(|c| c.appservice.is_some());
     let registration = RegistrationRequest {
         username: body.username,
         password: body.password,
@@ -28,11 +33,20 @@ pub async fn register(
         refresh_token: body.refresh_token,
         guest: body.kind == register::RegistrationKind::Guest,
     };
-    let (user_id, credentials) = state
-        .services
-        .registration
-        .register(registration, body.auth, request.client)
-        .await?;
+    let (user_id, credentials) = if appservice {
+        let caller = request.caller.ok_or(crate::error::Error::MissingToken)?;
+        state
+            .services
+            .registration
+            .register_for_appservice(&caller, registration, request.client)
+            .await?
+    } else {
+        state
+            .services
+            .registration
+            .register(registration, body.auth, request.client)
+            .await?
+    };
     let mut response = register::v3::Response::new(user_id);
     if let Some(credentials) = credentials {
         response.access_token = Some(credentials.access_token);

@@ -16,10 +16,7 @@ use converge_service::Caller;
 use converge_service::ratelimit::Limit;
 
 fn limit(state: &AppState, caller: &Caller) -> converge_service::Result<()> {
-    state
-        .services
-        .limiter
-        .check(Limit::Message, caller.user_id.as_str())
+    state.services.limiter.check_caller(Limit::Message, caller)
 }
 
 pub async fn join_room_by_id(

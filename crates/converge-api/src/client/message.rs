@@ -16,6 +16,18 @@ use crate::{Ruma, RumaResponse};
 use converge_service::ratelimit::Limit;
 use converge_service::rooms::NewEvent;
 
+/// The timestamp an application service asked for with `?ts=`; others cannot set one.
+fn massaged_ts(
+    caller: &converge_service::Caller,
+    ts: Option<ruma::MilliSecondsSinceUnixEpoch>,
+) -> Option<i64> {
+    caller
+        .appservice
+        .as_ref()
+        .and(ts)
+        .map(|ts| i64::from(ts.get()))
+}
+
 fn content(json: &str) -> Result<Value> {
     match serde_json::from_str::<Value>(json) {
         Ok(value @ Value::Object(_)) => Ok(value),
@@ -31,10 +43,11 @@ pub async fn send_message_event(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     let event_type = body.event_type.to_string();
     let mut event = NewEvent::message(&event_type, content(body.body.json().get())?);
     event.txn = Some((caller.device_id.as_str(), body.txn_id.as_str()));
+    event.ts = massaged_ts(&caller, body.timestamp);
     let (event_id, _) = state
         .services
         .rooms
@@ -53,7 +66,7 @@ pub async fn send_state_event(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     let event_type = body.event_type.to_string();
     if event_type == "m.room.member" {
         // Memberships change through the membership endpoints, which check more.
@@ -61,11 +74,12 @@ pub async fn send_state_event(
             Error::InvalidParam("the state key of a member event is a user ID".into())
         })?;
     }
-    let event = NewEvent::state(
+    let mut event = NewEvent::state(
         &event_type,
         &body.state_key,
         content(body.body.json().get())?,
     );
+    event.ts = massaged_ts(&caller, body.timestamp);
     let (event_id, _) = state
         .services
         .rooms
@@ -84,7 +98,7 @@ pub async fn redact_event(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     let mut content = json!({});
     if let Some(reason) = &body.reason {
         content["reason"] = json!(reason);
@@ -95,6 +109,7 @@ pub async fn redact_event(
         content,
         txn: Some((caller.device_id.as_str(), body.txn_id.as_str())),
         redacts: Some(body.event_id.as_str()),
+        ts: None,
     };
     let (event_id, _) = state
         .services

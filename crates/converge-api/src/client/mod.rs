@@ -2,6 +2,7 @@
 
 mod account;
 mod account_data;
+mod appservice;
 mod device;
 mod directory;
 mod discovery;
@@ -202,6 +203,7 @@ fn element_routes() -> Router<AppState> {
         account as acc, room as rm, space, thirdparty as tp, threads as th, voip as call,
     };
     Router::new()
+        .ruma::<ruma::api::client::appservice::request_ping::v1::Request, _, _>(appservice::ping)
         .ruma::<call::get_turn_server_info::v3::Request, _, _>(voip::get_turn_server)
         .ruma::<tp::get_protocols::v3::Request, _, _>(thirdparty::get_protocols)
         .ruma::<tp::get_protocol::v3::Request, _, _>(thirdparty::get_protocol)

@@ -21,7 +21,7 @@ pub async fn request_openid_token(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     let token = state
         .services
         .openid

@@ -30,7 +30,7 @@ pub async fn report_event(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     state
         .services
         .reports
@@ -54,7 +54,7 @@ pub async fn report_room(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     state
         .services
         .reports

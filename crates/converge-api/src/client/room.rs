@@ -45,10 +45,10 @@ pub async fn create_room(
     request: Ruma<create_room::v3::Request>,
 ) -> Result<RumaResponse<create_room::v3::Response>> {
     let (caller, body) = request.authed()?;
-    state.services.limiter.check(
-        converge_service::ratelimit::Limit::Message,
-        caller.user_id.as_str(),
-    )?;
+    state
+        .services
+        .limiter
+        .check_caller(converge_service::ratelimit::Limit::Message, &caller)?;
     let mut initial_state = Vec::with_capacity(body.initial_state.len());
     for event in &body.initial_state {
         let event = object(event, "an initial_state event")?;
@@ -86,6 +86,7 @@ pub async fn create_room(
         room_version: body.room_version.map(|v| v.to_string()),
         topic: body.topic,
         public: body.visibility == ruma::api::client::room::Visibility::Public,
+        appservice: caller.appservice.as_ref().map(|s| s.id().to_owned()),
     };
     let profile = state
         .services
@@ -135,16 +136,20 @@ pub async fn get_state_event_for_key(
     request: Ruma<get_state_event_for_key::v3::Request>,
 ) -> Result<RumaResponse<get_state_event_for_key::v3::Response>> {
     let (caller, body) = request.authed()?;
-    let content = state
-        .services
-        .timeline
-        .state_event(
-            &caller,
-            body.room_id.as_str(),
-            &body.event_type.to_string(),
-            &body.state_key,
-        )
-        .await?;
+    let timeline = &state.services.timeline;
+    let (room_id, event_type) = (body.room_id.as_str(), body.event_type.to_string());
+    let content = match body.format {
+        get_state_event_for_key::v3::StateEventFormat::Event => {
+            timeline
+                .state_event_whole(&caller, room_id, &event_type, &body.state_key)
+                .await?
+        }
+        _ => {
+            timeline
+                .state_event(&caller, room_id, &event_type, &body.state_key)
+                .await?
+        }
+    };
     let content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
     Ok(RumaResponse(get_state_event_for_key::v3::Response::new(
         content,

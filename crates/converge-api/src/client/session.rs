@@ -14,8 +14,11 @@ use converge_service::accounts::PasswordLogin;
 pub async fn get_login_types(
     _: Ruma<get_login_types::v3::Request>,
 ) -> RumaResponse<get_login_types::v3::Response> {
-    let password = get_login_types::v3::LoginType::Password(Default::default());
-    RumaResponse(get_login_types::v3::Response::new(vec![password]))
+    use get_login_types::v3::LoginType;
+    RumaResponse(get_login_types::v3::Response::new(vec![
+        LoginType::Password(Default::default()),
+        LoginType::ApplicationService(Default::default()),
+    ]))
 }
 
 pub async fn login(
@@ -23,8 +26,36 @@ pub async fn login(
     request: Ruma<login::v3::Request>,
 ) -> Result<RumaResponse<login::v3::Response>> {
     let body = request.body;
+    if let login::v3::LoginInfo::ApplicationService(info) = body.login_info {
+        let caller = request.caller.ok_or(Error::MissingToken)?;
+        #[allow(deprecated)]
+        let identifier = match (info.identifier, info.user) {
+            (Some(UserIdentifier::Matrix(id)), _) => id.user,
+            (None, Some(user)) => user,
+            _ => return Err(Error::BadJson("no m.id.user identifier given".into()).into()),
+        };
+        let credentials = state
+            .services
+            .sessions
+            .login_for_appservice(
+                &caller,
+                PasswordLogin {
+                    identifier,
+                    password: String::new(),
+                    device_id: body.device_id.map(Into::into),
+                    device_display_name: body.initial_device_display_name,
+                    refresh_token: body.refresh_token,
+                },
+                request.client,
+            )
+            .await?;
+        return Ok(login_response(credentials));
+    }
     let login::v3::LoginInfo::Password(info) = body.login_info else {
-        return Err(Error::BadJson("only m.login.password is supported".into()).into());
+        return Err(Error::BadJson(
+            "only m.login.password and m.login.application_service are supported".into(),
+        )
+        .into());
     };
     #[allow(deprecated)]
     let identifier = match (info.identifier, info.user) {
@@ -49,6 +80,12 @@ pub async fn login(
             request.client,
         )
         .await?;
+    Ok(login_response(credentials))
+}
+
+fn login_response(
+    credentials: converge_service::accounts::Credentials,
+) -> RumaResponse<login::v3::Response> {
     let mut response = login::v3::Response::new(
         credentials.user_id,
         credentials.access_token,
@@ -56,7 +93,7 @@ pub async fn login(
     );
     response.refresh_token = credentials.refresh_token;
     response.expires_in = credentials.expires_in;
-    Ok(RumaResponse(response))
+    RumaResponse(response)
 }
 
 pub async fn refresh_token(

@@ -19,7 +19,7 @@ pub async fn upgrade_room(
     state
         .services
         .limiter
-        .check(Limit::Message, caller.user_id.as_str())?;
+        .check_caller(Limit::Message, &caller)?;
     // `additional_creators` only matters from room version 12, which Converge does not
     // offer, so it is ignored as the spec says.
     let new_room = state

@@ -47,7 +47,8 @@ impl Devices {
             .ok_or_else(|| Error::NotFound("no such device".into()))
     }
 
-    /// `PUT /devices/{deviceId}`.
+    /// `PUT /devices/{deviceId}`: renames a device; an application service (MSC4190) also
+    /// creates its users' devices this way.
     pub async fn rename(
         &self,
         caller: &Caller,
@@ -55,6 +56,17 @@ impl Devices {
         display_name: Option<&str>,
     ) -> Result<()> {
         check_display_name(display_name)?;
+        if caller.appservice.is_some() {
+            super::check_device_id(device_id)?;
+            let created = self
+                .store
+                .upsert_device(&caller.localpart, device_id, display_name, crate::now_ms())
+                .await?;
+            if created {
+                self.device_lists.changed(caller.user_id.as_str()).await?;
+            }
+            return Ok(());
+        }
         match self
             .store
             .set_device_display_name(&caller.localpart, device_id, display_name)
@@ -72,17 +84,24 @@ impl Devices {
         device_ids: &[String],
         auth: Option<AuthData>,
     ) -> Result<()> {
-        let session = self
-            .interactive
-            .confirm_password(caller, "delete_devices", auth)
-            .await?;
+        // An application service manages its users' devices without their password.
+        let session = match caller.appservice {
+            Some(_) => None,
+            None => Some(
+                self.interactive
+                    .confirm_password(caller, "delete_devices", auth)
+                    .await?,
+            ),
+        };
         self.store
             .delete_devices(&caller.localpart, caller.user_id.as_str(), device_ids)
             .await?;
         for device_id in device_ids {
             self.sessions.forget(&caller.localpart, Some(device_id));
         }
-        self.interactive.complete(&session);
+        if let Some(session) = session {
+            self.interactive.complete(&session);
+        }
         self.device_lists.changed(caller.user_id.as_str()).await
     }
 }

@@ -32,14 +32,22 @@ pub struct Profiles {
     server_name: String,
     /// Profile changes are announced in the user's rooms.
     rooms: Arc<Rooms>,
+    /// Application services, asked about users they may know.
+    appservices: Arc<crate::appservices::Registrations>,
 }
 
 impl Profiles {
-    pub fn new(store: Store, server_name: String, rooms: Arc<Rooms>) -> Self {
+    pub fn new(
+        store: Store,
+        server_name: String,
+        rooms: Arc<Rooms>,
+        appservices: Arc<crate::appservices::Registrations>,
+    ) -> Self {
         Self {
             store,
             server_name,
             rooms,
+            appservices,
         }
     }
 
@@ -49,11 +57,12 @@ impl Profiles {
         if user_id.server_name().as_str() != self.server_name {
             return Err(missing());
         }
-        let user = self
-            .store
-            .user(user_id.localpart())
-            .await?
-            .ok_or_else(missing)?;
+        let mut user = self.store.user(user_id.localpart()).await?;
+        // A user an application service owns may exist once it is asked.
+        if user.is_none() && self.appservices.query_user(user_id.as_str()).await {
+            user = self.store.user(user_id.localpart()).await?;
+        }
+        let user = user.ok_or_else(missing)?;
         Ok(Profile {
             displayname: user.displayname,
             avatar_url: user.avatar_url,

@@ -10,7 +10,7 @@ use ruma::OwnedUserId;
 use ruma::api::client::uiaa::AuthData;
 
 use super::{Credentials, Interactive, Reserved, Sessions, check_device_id, user_id};
-use crate::caller::Client;
+use crate::caller::{Caller, Client};
 use crate::config::RegistrationMode;
 use crate::error::{Error, Result};
 use crate::ids::{random_id, random_localpart};
@@ -105,12 +105,76 @@ impl Registration {
             is_admin: false,
             displayname: Some(localpart.clone()),
             created_ts: now,
+            appservice_id: None,
         };
         self.store
             .create_user(&user, proof.registration_token.as_deref(), session.as_ref())
             .await?;
         self.interactive.complete(&proof.session);
         tracing::info!(user = %localpart, "registered");
+        Ok((user_id(&localpart, &self.server_name)?, credentials))
+    }
+
+    /// `POST /register` with `m.login.application_service` by an application service: a
+    /// user of its namespaces, without a password and without rate limits (unless it is
+    /// rate limited). Logs the user in unless `inhibit_login`.
+    pub async fn register_for_appservice(
+        &self,
+        caller: &Caller,
+        request: RegistrationRequest,
+        client: Client,
+    ) -> Result<(OwnedUserId, Option<Credentials>)> {
+        let Some(service) = &caller.appservice else {
+            return Err(Error::forbidden(
+                "only an application service's token registers with m.login.application_service",
+            ));
+        };
+        if caller.rate_limited() {
+            self.limiter.check(Limit::Register, &client.key())?;
+        }
+        let localpart = request.username.ok_or_else(|| {
+            Error::MissingParam("an appservice registration names its user".into())
+        })?;
+        id::validate_localpart(&localpart, &self.server_name)
+            .map_err(|e| Error::InvalidUsername(e.to_string()))?;
+        let full_id = id::user_id(&localpart, &self.server_name);
+        if !service.claims_user(&full_id, converge_core::appservice::Claim::Any)
+            || self.reserved.is_reserved(&localpart)
+        {
+            return Err(Error::Exclusive(format!(
+                "{full_id} is not in the namespaces of the application service `{}`",
+                service.id()
+            )));
+        }
+        if let Some(device_id) = &request.device_id {
+            check_device_id(device_id)?;
+        }
+        let now = now_ms();
+        let (session, credentials) = if request.inhibit_login {
+            (None, None)
+        } else {
+            let (session, issued) = self.sessions.issue(
+                &localpart,
+                request.device_id,
+                request.device_display_name,
+                request.refresh_token,
+                now,
+                client,
+            )?;
+            (Some(session), Some(issued))
+        };
+        let user = NewUser {
+            localpart: localpart.clone(),
+            password_hash: None,
+            is_admin: false,
+            displayname: Some(localpart.clone()),
+            created_ts: now,
+            appservice_id: Some(service.id().to_owned()),
+        };
+        self.store
+            .create_user(&user, None, session.as_ref())
+            .await?;
+        tracing::info!(user = %localpart, appservice = service.id(), "registered by an appservice");
         Ok((user_id(&localpart, &self.server_name)?, credentials))
     }
 
@@ -164,6 +228,7 @@ impl Registration {
             is_admin,
             displayname: Some(localpart.to_owned()),
             created_ts: now_ms(),
+            appservice_id: None,
         };
         self.store.create_user(&user, None, None).await?;
         user_id(localpart, &self.server_name)

@@ -1,5 +1,6 @@
-//! Names reserved for the gateways: the bot's localpart and each gateway's prefix for its
-//! virtual users. Nobody can register them, and the gateways' accounts are made here.
+//! Names reserved for the gateways (the bot's localpart and each gateway's prefix for its
+//! virtual users) and for application services (their exclusive user namespaces). Nobody
+//! else can register them; the gateways' accounts are made here.
 
 use converge_core::id;
 use converge_store::{NewUser, Store, StoreError};
@@ -14,15 +15,24 @@ pub struct Reserved {
     bot: String,
     /// Localpart prefixes of the gateways' virtual users (`hook-`, `device-`, ...).
     prefixes: Vec<String>,
+    /// Application services' exclusive namespaces.
+    appservices: std::sync::Arc<crate::appservices::Registrations>,
 }
 
 impl Reserved {
-    pub fn new(store: Store, server_name: String, bot: String, prefixes: Vec<String>) -> Self {
+    pub fn new(
+        store: Store,
+        server_name: String,
+        bot: String,
+        prefixes: Vec<String>,
+        appservices: std::sync::Arc<crate::appservices::Registrations>,
+    ) -> Self {
         Self {
             store,
             server_name,
             bot,
             prefixes,
+            appservices,
         }
     }
 
@@ -44,14 +54,16 @@ impl Reserved {
             .is_some_and(|localpart| self.is_reserved(localpart))
     }
 
-    /// Refuses a reserved localpart with `M_EXCLUSIVE`.
+    /// Refuses a localpart reserved for the gateways or an application service, with
+    /// `M_EXCLUSIVE`.
     pub fn refuse(&self, localpart: &str) -> Result<()> {
         if self.is_reserved(localpart) {
             return Err(Error::Exclusive(
                 "this user ID is reserved for the server's gateways".into(),
             ));
         }
-        Ok(())
+        self.appservices
+            .refuse(&id::user_id(localpart, &self.server_name))
     }
 
     /// Creates a gateway's virtual user (no password: it cannot log in) if it does not
@@ -75,6 +87,7 @@ impl Reserved {
             is_admin: false,
             displayname: Some(displayname.to_owned()),
             created_ts: now_ms(),
+            appservice_id: None,
         };
         match self.store.create_user(&user, None, None).await {
             Ok(()) | Err(StoreError::UserExists) => Ok(user_id),

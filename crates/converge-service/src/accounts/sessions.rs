@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use converge_core::appservice::{AppService, Claim};
 use converge_core::id;
 use converge_store::{NewSession, Session, Store};
 use ruma::{OwnedDeviceId, OwnedUserId};
 
 use super::{check_device_id, user_id};
-use crate::caller::{Caller, Client};
+use crate::caller::{Caller, Client, Masquerade};
 use crate::device_lists::DeviceLists;
 use crate::error::{Error, Result};
 use crate::ids::{hash_token, new_token, random_device_id};
@@ -19,6 +20,8 @@ use crate::password::Passwords;
 use crate::ratelimit::{Limit, RateLimiter};
 
 /// How long a resolved access token is trusted without asking the store again.
+/// The device an application service acts on when it names none.
+pub const APPSERVICE_DEVICE: &str = "APPSERVICE";
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Resolved tokens kept at most.
 const MAX_CACHED_SESSIONS: usize = 100_000;
@@ -53,6 +56,8 @@ pub struct Sessions {
     passwords: Arc<Passwords>,
     /// Ending a session deletes its device, which co-members' clients must learn.
     device_lists: Arc<DeviceLists>,
+    /// Application services, whose `as_token`s are access tokens too.
+    appservices: Arc<crate::appservices::Registrations>,
     /// Recently resolved access tokens, so most requests skip the store. Every path that
     /// ends sessions drops the affected entries; entries also expire, which bounds how long
     /// another node could honour a revoked token once there are several.
@@ -70,6 +75,7 @@ impl Sessions {
         limiter: Arc<RateLimiter>,
         passwords: Arc<Passwords>,
         device_lists: Arc<DeviceLists>,
+        appservices: Arc<crate::appservices::Registrations>,
     ) -> Self {
         Self {
             store,
@@ -78,13 +84,23 @@ impl Sessions {
             limiter,
             passwords,
             device_lists,
+            appservices,
             cache: Mutex::default(),
             last_seen: Mutex::default(),
         }
     }
 
-    /// Resolves an access token to its caller.
-    pub async fn authenticate(&self, token: &str, client: Client) -> Result<Caller> {
+    /// Resolves an access token to its caller: an application service's `as_token` acts as
+    /// the user it names (`masquerade`), any other token as its own user.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: Client,
+        masquerade: &Masquerade,
+    ) -> Result<Caller> {
+        if let Some(service) = self.appservices.by_token(token) {
+            return self.appservice_caller(service, token, masquerade).await;
+        }
         let token_hash = hash_token(token);
         let cached = self
             .cache
@@ -124,6 +140,66 @@ impl Sessions {
             device_id: session.device_id.into(),
             is_admin: session.is_admin,
             token_hash,
+            appservice: None,
+        })
+    }
+
+    /// The caller an application service acts as: its own user, or with `?user_id=` any
+    /// user of its namespaces that it registered; on one of that user's devices with
+    /// `?device_id=` (MSC3202/MSC4326).
+    async fn appservice_caller(
+        &self,
+        service: Arc<AppService>,
+        token: &str,
+        masquerade: &Masquerade,
+    ) -> Result<Caller> {
+        let acting = masquerade
+            .user_id
+            .clone()
+            .unwrap_or_else(|| service.sender.clone());
+        let localpart = acting
+            .strip_prefix('@')
+            .and_then(|rest| rest.strip_suffix(&format!(":{}", self.server_name)))
+            .filter(|_| service.claims_user(&acting, Claim::Any))
+            .ok_or_else(|| {
+                Error::NotInNamespace(format!(
+                    "the application service `{}` may not act as {acting}",
+                    service.id()
+                ))
+            })?;
+        let user = match self.store.user(localpart).await?.filter(|u| !u.deactivated) {
+            Some(user) => user,
+            None if masquerade.registering && acting != service.sender => {
+                let itself = Masquerade {
+                    user_id: None,
+                    ..masquerade.clone()
+                };
+                return Box::pin(self.appservice_caller(service, token, &itself)).await;
+            }
+            None => {
+                return Err(Error::forbidden(format!(
+                    "the application service has not registered {acting}"
+                )));
+            }
+        };
+        let device_id = match &masquerade.device_id {
+            Some(device) => {
+                if self.store.device(localpart, device).await?.is_none() {
+                    return Err(Error::UnknownDevice(format!(
+                        "{acting} has no device {device}"
+                    )));
+                }
+                device.clone()
+            }
+            None => APPSERVICE_DEVICE.to_owned(),
+        };
+        Ok(Caller {
+            user_id: user_id(localpart, &self.server_name)?,
+            localpart: localpart.to_owned(),
+            device_id: device_id.into(),
+            is_admin: user.is_admin,
+            token_hash: hash_token(token),
+            appservice: Some(service),
         })
     }
 
@@ -189,6 +265,51 @@ impl Sessions {
         self.store.create_session(&localpart, &session).await?;
         self.forget(&localpart, Some(&session.device_id));
         tracing::info!(user = %localpart, device = %credentials.device_id, "logged in");
+        Ok(credentials)
+    }
+
+    /// `POST /login` with `m.login.application_service`: an application service logs one
+    /// of its users in (a new device and token, as a password login would give).
+    pub async fn login_for_appservice(
+        &self,
+        caller: &Caller,
+        request: PasswordLogin,
+        client: Client,
+    ) -> Result<Credentials> {
+        let Some(service) = &caller.appservice else {
+            return Err(Error::forbidden(
+                "only an application service's token logs in with m.login.application_service",
+            ));
+        };
+        let Some(localpart) = id::login_localpart(&request.identifier, &self.server_name) else {
+            return Err(Error::forbidden("not a user of this server"));
+        };
+        let full_id = id::user_id(&localpart, &self.server_name);
+        if !service.claims_user(&full_id, Claim::Any) {
+            return Err(Error::NotInNamespace(format!(
+                "{full_id} is not in the namespaces of the application service `{}`",
+                service.id()
+            )));
+        }
+        if let Some(device_id) = &request.device_id {
+            check_device_id(device_id)?;
+        }
+        match self.store.user(&localpart).await? {
+            Some(user) if user.deactivated => return Err(Error::UserDeactivated),
+            Some(_) => {}
+            None => return Err(Error::forbidden(format!("{full_id} does not exist"))),
+        }
+        let (session, credentials) = self.issue(
+            &localpart,
+            request.device_id,
+            request.device_display_name,
+            request.refresh_token,
+            now_ms(),
+            client,
+        )?;
+        self.store.create_session(&localpart, &session).await?;
+        self.forget(&localpart, Some(&session.device_id));
+        tracing::info!(user = %localpart, appservice = service.id(), "logged in by an appservice");
         Ok(credentials)
     }
 

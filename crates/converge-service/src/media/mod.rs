@@ -198,7 +198,7 @@ impl Media {
             filename,
             declared,
         } = upload;
-        self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
+        self.limiter.check_caller(Limit::Upload, caller)?;
         if declared.is_some_and(|len| len > self.max_upload) {
             return Err(Error::TooLarge {
                 limit: self.max_upload,
@@ -222,7 +222,7 @@ impl Media {
 
     /// `POST /_matrix/media/v1/create`: reserves a media ID to upload to later.
     pub async fn create(&self, caller: &Caller) -> Result<(String, i64)> {
-        self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
+        self.limiter.check_caller(Limit::Upload, caller)?;
         let now = now_ms();
         if self
             .store
@@ -489,7 +489,7 @@ impl Media {
 
     /// `GET /_matrix/client/v1/media/preview_url`.
     pub async fn preview_url(&self, caller: &Caller, url: &str) -> Result<serde_json::Value> {
-        self.limiter.check(Limit::Upload, caller.user_id.as_str())?;
+        self.limiter.check_caller(Limit::Upload, caller)?;
         if let Some(cached) = self
             .store
             .url_preview(url, now_ms() - preview::CACHE_MS)

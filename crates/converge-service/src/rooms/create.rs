@@ -26,6 +26,8 @@ pub struct CreateRoom {
     pub room_version: Option<String>,
     pub topic: Option<String>,
     pub public: bool,
+    /// The application service creating the room, which may take aliases it owns.
+    pub appservice: Option<String>,
 }
 
 impl Rooms {
@@ -81,6 +83,8 @@ impl Rooms {
                     ));
                 }
                 let alias = format!("#{name}:{}", self.server_name);
+                self.appservices
+                    .refuse_alias(&alias, request.appservice.as_deref())?;
                 if !self
                     .store
                     .create_alias(&alias, &room_id, creator, super::now_ms())

@@ -154,11 +154,13 @@ impl Rooms {
     /// Resolves a room ID or alias to a room ID on this server.
     pub async fn resolve(&self, room_id_or_alias: &str) -> Result<String> {
         if room_id_or_alias.starts_with('#') {
-            let (room_id, _) = self
-                .store
-                .alias(room_id_or_alias)
-                .await?
-                .ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
+            let mut found = self.store.alias(room_id_or_alias).await?;
+            // An alias an application service owns may exist once it is asked.
+            if found.is_none() && self.appservices.query_alias(room_id_or_alias).await {
+                found = self.store.alias(room_id_or_alias).await?;
+            }
+            let (room_id, _) =
+                found.ok_or_else(|| Error::NotFound("no room has this alias".into()))?;
             Ok(room_id)
         } else {
             Ok(room_id_or_alias.to_owned())
@@ -175,12 +177,21 @@ impl Rooms {
         is_direct: bool,
     ) -> Result<()> {
         let local = target.ends_with(&format!(":{}", self.server_name));
-        let exists = local
-            && self
-                .store
-                .user(&target[1..target.len() - self.server_name.len() - 1])
-                .await?
-                .is_some_and(|u| !u.deactivated);
+        let localpart = local.then(|| &target[1..target.len() - self.server_name.len() - 1]);
+        let mut exists = false;
+        if let Some(localpart) = localpart {
+            let mut user = self.store.user(localpart).await?;
+            // A user an application service owns may exist once it is asked.
+            if user.is_none() && self.appservices.query_user(target).await {
+                user = self.store.user(localpart).await?;
+            }
+            exists = match user {
+                Some(user) => !user.deactivated,
+                // A bridge makes its users when they are invited (it sees the invite in a
+                // transaction), so a user in an appservice's namespaces may be invited first.
+                None => self.appservices.claims(target),
+            };
+        }
         if !exists {
             return Err(Error::forbidden(
                 "can only invite existing users of this server",

@@ -36,6 +36,8 @@ pub struct NewEvent<'a> {
     /// The sending device and the client's transaction ID, for idempotent sends.
     pub txn: Option<(&'a str, &'a str)>,
     pub redacts: Option<&'a str>,
+    /// The timestamp an application service gives the event (`?ts=`), instead of now.
+    pub ts: Option<i64>,
 }
 
 impl<'a> NewEvent<'a> {
@@ -46,6 +48,7 @@ impl<'a> NewEvent<'a> {
             content,
             txn: None,
             redacts: None,
+            ts: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl<'a> NewEvent<'a> {
             content,
             txn: None,
             redacts: None,
+            ts: None,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Rooms {
     notifier: Arc<dyn Notifier>,
     /// Decides whom each new event notifies.
     push: Arc<PushRules>,
+    /// Application services, asked about users and aliases they may know.
+    appservices: Arc<crate::appservices::Registrations>,
     /// Rooms whose state is in memory. Entries are never stale: only `send` changes a
     /// room, and it updates the entry under the room's lock.
     cache: Mutex<HashMap<String, RoomHandle>>,
@@ -106,6 +112,7 @@ impl Rooms {
         key: Ed25519KeyPair,
         notifier: Arc<dyn Notifier>,
         push: Arc<PushRules>,
+        appservices: Arc<crate::appservices::Registrations>,
     ) -> Self {
         Self {
             store,
@@ -113,11 +120,17 @@ impl Rooms {
             key,
             notifier,
             push,
+            appservices,
             cache: Mutex::default(),
             activity: Mutex::default(),
             pending_txns: Mutex::default(),
             queued_events: Mutex::default(),
         }
+    }
+
+    /// Refuses an alias an application service owns exclusively to anyone but it.
+    pub fn refuse_alias(&self, alias: &str, appservice: Option<&str>) -> Result<()> {
+        self.appservices.refuse_alias(alias, appservice)
     }
 
     /// An event by ID, committed or still queued, with its position (`None` while queued).
@@ -363,7 +376,7 @@ impl Rooms {
             .filter_map(|(t, k)| room.get(&t, &k).map(|e| e.event_id.clone()))
             .collect();
         let prev_events: Vec<String> = room.latest.iter().cloned().collect();
-        let ts = now_ms();
+        let ts = event.ts.unwrap_or_else(now_ms);
         let depth = room.depth + 1;
         let draft = EventDraft {
             room_id: &room.room_id,

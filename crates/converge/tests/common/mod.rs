@@ -171,7 +171,7 @@ pub trait Api {
 
 /// A configuration for tests: open registration, no rate limits, data in `dir`, and a
 /// fresh PostgreSQL schema when `CONVERGE_TEST_STORE=postgres`.
-async fn test_config(dir: &std::path::Path) -> Config {
+pub async fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_owned(),
