@@ -5,7 +5,8 @@
 #   bench/compare.sh                  the full run (tens of minutes, most of it Synapse)
 #   bench/compare.sh --smoke          tiny sizes, a minute or two
 #   bench/compare.sh --only converge  rerun one server (synapse, converge, postgres, crash,
-#                                     gateways: webhooks and MQTT through Mosquitto on :1883)
+#                                     gateways: webhooks and MQTT through Mosquitto on :1883,
+#                                     web: Converge Web in Chromium)
 #                                     and rewrite RESULTS.md from the latest run of each
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,6 +127,19 @@ if wanted postgres && command -v pg_isready >/dev/null && pg_isready -q -h 127.0
     echo "== Converge (PostgreSQL)"
     psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS converge_bench CASCADE; CREATE SCHEMA converge_bench" >/dev/null
     converge_run converge-postgres "$PG_URL?options[search_path]=converge_bench"
+fi
+
+if wanted web && command -v node >/dev/null && [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+    echo "== Converge Web in Chromium (against Converge on SQLite)"
+    dir="$WORK/converge-web"
+    rm -rf "$dir" && mkdir -p "$dir"
+    [[ -d web/node_modules ]] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    CONVERGE_DATA_DIR="$dir" CONVERGE_LISTEN=127.0.0.1:18008 CONVERGE_REGISTRATION__MODE=open \
+        CONVERGE_RATE_LIMITS__ENABLED=false CONVERGE_LOG_LEVEL=warn "$CONVERGE" serve 2> "$dir/log" &
+    web_pid=$!
+    wait_http http://127.0.0.1:18008
+    WEB_URL=http://127.0.0.1:18008 CONVERGE_URL=http://127.0.0.1:18008 node web/bench/web-bench.mjs > "$WORK/web.jsonl"
+    kill "$web_pid"; wait "$web_pid" 2>/dev/null || true
 fi
 
 if wanted gateways; then

@@ -52,7 +52,17 @@ function Root() {
     };
 
     if (setup === undefined && !session) return <Loading what="Connecting to the server" />;
-    if (setup && !setup.has_admin && !session) return <FirstRun setup={setup} onDone={() => api.getSetup().then(setSetup, () => setSetup(null))} />;
+    // The first-run page is for the operator; anyone else (or a server run without admins)
+    // can go on to sign in or register.
+    if (setup && !setup.has_admin && !session && path !== "/login" && path !== "/register") {
+        return (
+            <FirstRun
+                setup={setup}
+                onDone={() => api.getSetup().then(setSetup, () => setSetup(null))}
+                onSkip={() => navigate("/login")}
+            />
+        );
+    }
     if (!session) {
         if (path === "/register") return <Register setup={setup ?? null} onDone={signedIn} />;
         return <Login setup={setup ?? null} onDone={signedIn} />;
@@ -81,7 +91,7 @@ function Brand({ setup }: { setup: api.SetupInfo | null }) {
     );
 }
 
-function FirstRun({ setup, onDone }: { setup: api.SetupInfo; onDone: () => Promise<unknown> }) {
+function FirstRun({ setup, onDone, onSkip }: { setup: api.SetupInfo; onDone: () => Promise<unknown>; onSkip: () => void }) {
     const command = "converge user add NAME --password-stdin --admin";
     return (
         <main class="center-card" aria-labelledby="firstrun-title">
@@ -101,6 +111,18 @@ function FirstRun({ setup, onDone }: { setup: api.SetupInfo; onDone: () => Promi
             <Button variant="primary" onClick={onDone}>
                 I've created it — continue
             </Button>
+            <p class="muted">
+                Not the operator?{" "}
+                <a
+                    href="/login"
+                    onClick={(e) => {
+                        e.preventDefault();
+                        onSkip();
+                    }}
+                >
+                    Sign in or create an account
+                </a>
+            </p>
         </main>
     );
 }

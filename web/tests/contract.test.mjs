@@ -16,6 +16,9 @@ test("first run: a server without an admin explains how to create one", { timeou
     await page.getByRole("heading", { name: "Welcome to your new server" }).waitFor();
     await page.getByText("converge user add NAME --password-stdin --admin").waitFor();
     await shot(page, "00-first-run");
+    // Someone who is not the operator goes on to sign in.
+    await page.getByRole("link", { name: "Sign in or create an account" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
 });
 
 test("admin users and rooms pages follow the documented shapes", { timeout: 90_000 }, async (t) => {
