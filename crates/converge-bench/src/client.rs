@@ -136,6 +136,29 @@ impl Client {
         })
     }
 
+    /// Logs a user in again: a new device with a new token. Servers that cache a sync per
+    /// device (Synapse does) then compute a fresh one.
+    pub async fn login(&self, user_id: &str, password: &str) -> Result<Session> {
+        let body = json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": user_id },
+            "password": password,
+        });
+        let done = Self::ok(
+            "/login",
+            self.call(reqwest::Method::POST, "/login", None, Some(&body))
+                .await?,
+        )?;
+        Ok(Session {
+            user_id: done["user_id"].as_str().ok_or("no user_id")?.to_owned(),
+            token: done["access_token"]
+                .as_str()
+                .ok_or("no access_token")?
+                .to_owned(),
+            device_id: done["device_id"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
     pub async fn create_room(&self, s: &Session, body: Value) -> Result<String> {
         let done = Self::ok(
             "/createRoom",
