@@ -488,7 +488,10 @@ def test_read_receipts_and_markers(server):
                 )
 
             await sync_until(bob, alice_read(m1), "alice's read receipt")
-            assert bob.rooms[room_id].read_receipts[alice.user_id].event_id == m1
+            # nio sends its receipts for the main timeline (`thread_id: "main"`), and the
+            # server passes the thread on, so nio files it as a threaded receipt.
+            assert bob.rooms[room_id].threaded_read_receipts[alice.user_id]["main"].event_id == m1
+            assert alice.user_id not in bob.rooms[room_id].read_receipts
 
             # The fully-read marker and a private receipt are for alice's eyes only.
             resp = await alice.room_read_markers(room_id, fully_read_event=m2, private_read_event=m2)
