@@ -65,6 +65,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         BadStatus { .. } => (StatusCode::BAD_GATEWAY, "M_BAD_STATUS"),
         ConnectionFailed(_) => (StatusCode::BAD_GATEWAY, "M_CONNECTION_FAILED"),
         ConnectionTimeout => (StatusCode::GATEWAY_TIMEOUT, "M_CONNECTION_TIMEOUT"),
+        UnknownPos => (StatusCode::BAD_REQUEST, "M_UNKNOWN_POS"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
     }
 }
@@ -134,6 +135,7 @@ mod tests {
             (Error::Unrecognized, 404, "M_UNRECOGNIZED"),
             (Error::NotInNamespace("x".into()), 403, "M_EXCLUSIVE"),
             (Error::UnknownDevice("x".into()), 400, "M_UNKNOWN_DEVICE"),
+            (Error::UnknownPos, 400, "M_UNKNOWN_POS"),
             (Error::UrlNotSet, 400, "M_URL_NOT_SET"),
             (
                 Error::BadStatus {

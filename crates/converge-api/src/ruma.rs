@@ -286,15 +286,15 @@ pub trait RouterExt {
         X: 'static;
 }
 
-/// The stable paths of a Ruma endpoint and the method filter it is served under.
+/// The stable paths of a Ruma endpoint (its unstable ones if it has no stable path yet,
+/// like simplified sliding sync) and the method filter it is served under.
 fn stable_paths<T: IncomingRequest>() -> (MethodFilter, Vec<&'static str>) {
     let filter = MethodFilter::try_from(T::METHOD).expect("Ruma endpoints use standard methods");
     let builder = T::PATH_BUILDER;
-    let paths = builder
+    let (unstable, stable): (Vec<&'static str>, Vec<&'static str>) = builder
         .all_paths()
-        .filter(|path| !path.contains("/unstable/"))
-        .collect();
-    (filter, paths)
+        .partition(|path| path.contains("/unstable/"));
+    (filter, if stable.is_empty() { unstable } else { stable })
 }
 
 impl RouterExt for Router<AppState> {

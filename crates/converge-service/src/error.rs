@@ -109,6 +109,10 @@ pub enum Error {
     ConnectionFailed(String),
     #[error("the application service did not answer in time")]
     ConnectionTimeout,
+    /// A sliding sync position this server does not hold (any more): the client starts
+    /// its connection over.
+    #[error("unknown position: start the connection over")]
+    UnknownPos,
     /// Something went wrong on our side. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

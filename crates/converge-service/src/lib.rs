@@ -32,6 +32,7 @@ pub mod pushers;
 pub mod ratelimit;
 pub mod reports;
 pub mod rooms;
+pub mod sliding;
 pub mod spaces;
 pub mod stream;
 pub mod sync;
@@ -68,6 +69,7 @@ pub struct Services {
     pub rooms: Arc<rooms::Rooms>,
     pub timeline: Arc<timeline::Timeline>,
     pub sync: Arc<sync::Sync>,
+    pub sliding: sliding::SlidingSync,
     pub push: Arc<push::PushRules>,
     pub pushers: Arc<pushers::Pushers>,
     pub e2ee: Arc<e2ee::E2ee>,
@@ -183,6 +185,14 @@ impl Services {
             &config.push,
         )?);
         let timeline = Arc::new(timeline::Timeline::new(store.clone(), rooms.clone()));
+        let sync = Arc::new(sync::Sync::new(
+            store.clone(),
+            rooms.clone(),
+            ephemeral.clone(),
+            notifier.clone(),
+            push.clone(),
+            e2ee.clone(),
+        ));
         let registration = Arc::new(Registration {
             store: store.clone(),
             server_name: server_name.clone(),
@@ -247,14 +257,16 @@ impl Services {
             sessions,
             reserved,
             timeline,
-            sync: Arc::new(sync::Sync::new(
+            sliding: sliding::SlidingSync::new(
                 store.clone(),
                 rooms.clone(),
                 ephemeral.clone(),
                 notifier.clone(),
                 push.clone(),
                 e2ee.clone(),
-            )),
+                sync.clone(),
+            ),
+            sync,
             account_data: account_data::AccountData::new(
                 store.clone(),
                 rooms.clone(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use converge_core::{Membership, PersistedEvent, StreamPos};
-use converge_store::{Direction, MembershipRow, Store};
+use converge_store::{Direction, MembershipRow, ReceiptRow, Store};
 use serde_json::{Map, Value, json};
 
 use super::ephemeral::Ephemeral;
@@ -134,13 +134,23 @@ impl Sync {
         self.closing.send_replace(true);
     }
 
+    /// Turns true when the server shuts down (long-polls then answer at once).
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// The presence a syncing client sets (`set_presence`): `offline` changes nothing.
+    pub async fn touch_presence(&self, user: &str, presence: &str) -> Result<()> {
+        if presence != "offline" && self.ephemeral.set_presence(user, presence, None) {
+            self.notify_co_members(user).await?;
+        }
+        Ok(())
+    }
+
     pub async fn sync(&self, caller: &Caller, request: SyncRequest) -> Result<Value> {
         let user = caller.user_id.as_str();
-        if let Some(presence) = &request.set_presence
-            && presence != "offline"
-            && self.ephemeral.set_presence(user, presence, None)
-        {
-            self.notify_co_members(user).await?;
+        if let Some(presence) = &request.set_presence {
+            self.touch_presence(user, presence).await?;
         }
         let notify = self.notifier.subscribe(user);
         let mut closing = self.closing.subscribe();
@@ -331,18 +341,8 @@ impl Sync {
         } else {
             Vec::new()
         };
-        if since.is_none()
-            && filter.account_data
-            && !global_account_data
-                .iter()
-                .any(|e| e["type"] == crate::push::PUSH_RULES)
-        {
-            // Clients read their push rules from account data; never changed, they are
-            // the server's defaults.
-            global_account_data.push(json!({
-                "type": crate::push::PUSH_RULES,
-                "content": PushRules::default_account_data(&caller.user_id),
-            }));
+        if since.is_none() && filter.account_data {
+            with_default_push_rules(&mut global_account_data, caller);
         }
 
         // End-to-end encryption: the device's to-device messages, whose keys to refetch,
@@ -507,26 +507,7 @@ impl Sync {
                 }
             }
             let receipts = self.store.receipts_since(room_id, after).await?;
-            let mut content: BTreeMap<String, Value> = BTreeMap::new();
-            for r in receipts.iter().filter(|r| r.stream_pos <= now.pos) {
-                if r.receipt_type == "m.read.private" && r.user_id != user {
-                    continue;
-                }
-                let mut receipt = json!({ "ts": r.ts });
-                if !r.thread_id.is_empty() {
-                    receipt["thread_id"] = json!(r.thread_id);
-                }
-                content
-                    .entry(r.event_id.clone())
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                    .expect("receipt content is an object")
-                    .entry(r.receipt_type.clone())
-                    .or_insert_with(|| json!({}))[&r.user_id] = receipt;
-            }
-            if !content.is_empty() {
-                ephemeral.push(json!({ "type": "m.receipt", "content": content }));
-            }
+            ephemeral.extend(receipt_event(&receipts, user, now.pos));
         }
         let account_data = account_data.unwrap_or_default();
         let has_news = full_state
@@ -590,18 +571,8 @@ impl Sync {
         Ok(Some(section))
     }
 
-    /// The stripped state shown with an invite or knock.
     async fn stripped_state(&self, room_id: &str, user: &str) -> Result<Vec<Value>> {
-        self.rooms
-            .snapshot(room_id, |room| {
-                INVITE_STATE
-                    .iter()
-                    .filter_map(|t| room.get(t, "").map(|e| (*t, "", e)))
-                    .chain(room.get("m.room.member", user).map(|e| ("m.room.member", user, e)))
-                    .map(|(t, k, e)| json!({ "type": t, "state_key": k, "content": e.content, "sender": e.sender }))
-                    .collect()
-            })
-            .await
+        stripped_state(&self.rooms, room_id, user).await
     }
 
     /// A room the user left (or was removed from) since the last sync: its timeline up to
@@ -669,4 +640,53 @@ fn room_selected(filter: &SyncFilter, room_id: &str) -> bool {
         .as_ref()
         .is_none_or(|rooms| rooms.iter().any(|r| r == room_id))
         && !filter.not_rooms.iter().any(|r| r == room_id)
+}
+
+/// The stripped state shown with an invite or knock.
+pub async fn stripped_state(rooms: &Rooms, room_id: &str, user: &str) -> Result<Vec<Value>> {
+    rooms
+        .snapshot(room_id, |room| {
+            INVITE_STATE
+                .iter()
+                .filter_map(|t| room.get(t, "").map(|e| (*t, "", e)))
+                .chain(room.get("m.room.member", user).map(|e| ("m.room.member", user, e)))
+                .map(|(t, k, e)| json!({ "type": t, "state_key": k, "content": e.content, "sender": e.sender }))
+                .collect()
+        })
+        .await
+}
+
+/// The `m.receipt` event of a room's receipts up to `until`, as `user` may see them (the
+/// private ones only if their own); `None` if there are none.
+pub fn receipt_event(receipts: &[ReceiptRow], user: &str, until: StreamPos) -> Option<Value> {
+    let mut content: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for r in receipts.iter().filter(|r| r.stream_pos <= until) {
+        if r.receipt_type == "m.read.private" && r.user_id != user {
+            continue;
+        }
+        let mut receipt = json!({ "ts": r.ts });
+        if !r.thread_id.is_empty() {
+            receipt["thread_id"] = json!(r.thread_id);
+        }
+        let by_type = content.entry(r.event_id.as_str()).or_default();
+        let users = by_type
+            .entry(r.receipt_type.clone())
+            .or_insert_with(|| json!({}));
+        users[&r.user_id] = receipt;
+    }
+    (!content.is_empty()).then(|| json!({ "type": "m.receipt", "content": content }))
+}
+
+/// Adds the server's default push rules to a first sync's account data unless the user
+/// stored their own: clients read their push rules from there.
+pub fn with_default_push_rules(global_account_data: &mut Vec<Value>, caller: &Caller) {
+    if !global_account_data
+        .iter()
+        .any(|e| e["type"] == crate::push::PUSH_RULES)
+    {
+        global_account_data.push(json!({
+            "type": crate::push::PUSH_RULES,
+            "content": PushRules::default_account_data(&caller.user_id),
+        }));
+    }
 }

@@ -1,5 +1,7 @@
 //! Reading room events back from the stream.
 
+use std::collections::HashMap;
+
 use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 
@@ -94,6 +96,76 @@ impl Store {
             let row = sqlx::query(SQL).bind(pos.0).fetch_optional(pool).await?;
             Ok(match row { Some(row) => Some(event_from_row!(row).1), None => None })
         })
+    }
+
+    /// For each room `user_id` has a membership in, the position of its newest event of
+    /// one of `types` (rooms without one are left out).
+    pub async fn bump_positions(
+        &self,
+        user_id: &str,
+        types: &[&str],
+    ) -> Result<HashMap<String, StreamPos>, StoreError> {
+        let placeholders = (1..=types.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let user_param = types.len() + 1;
+        // Walking each room's events newest first finds the newest bumping event after a
+        // few rows; SQLite is told to, or it may sort all of the room's messages instead.
+        let index_hint = match &self.inner.db {
+            crate::db::Db::Sqlite(_) => "INDEXED BY events_room",
+            crate::db::Db::Postgres(_) => "",
+        };
+        let sql = format!(
+            "SELECT m.room_id, (SELECT e.stream_pos FROM events e {index_hint} \
+             WHERE e.room_id = m.room_id AND e.event_type IN ({placeholders}) \
+             ORDER BY e.stream_pos DESC LIMIT 1) AS pos \
+             FROM memberships m WHERE m.user_id = ${user_param}"
+        );
+        on_pool!(&self.inner.db, pool => {
+            // Only placeholders and a fixed index name are formatted into the SQL.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for t in types {
+                query = query.bind(*t);
+            }
+            let rows = query.bind(user_id).fetch_all(pool).await?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for row in rows {
+                if let Some(pos) = row.try_get::<Option<i64>, _>("pos")? {
+                    out.insert(row.try_get("room_id")?, StreamPos(pos));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The events with these IDs (unknown IDs are skipped), in stream order.
+    pub async fn events_by_id(
+        &self,
+        event_ids: &[&str],
+    ) -> Result<Vec<PersistedEvent>, StoreError> {
+        let mut out = Vec::with_capacity(event_ids.len());
+        for chunk in event_ids.chunks(500) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {} FROM events WHERE event_id IN ({placeholders}) ORDER BY stream_pos",
+                event_columns!()
+            );
+            on_pool!(&self.inner.db, pool => {
+                // Only placeholders are formatted into the SQL.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in query.fetch_all(pool).await? {
+                    out.push(event_from_row!(row).1);
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Events after `after`, oldest first, at most `limit` of them, across all rooms.

@@ -54,6 +54,7 @@ converge_store::on_both_backends!(
     memberships_remember_when_their_kind_changed,
     admin_listings_and_daily_figures,
     appservice_queues_fix_their_transactions,
+    room_list_bumps_and_events_by_id,
 );
 
 fn new_user(localpart: &str) -> NewUser {
@@ -3583,4 +3584,70 @@ async fn appservice_queues_fix_their_transactions(h: &Harness) {
     );
     let device = store.device("puppet", "PDEV").await.unwrap().unwrap();
     assert_eq!(device.display_name.as_deref(), Some("Renamed"));
+}
+
+async fn room_list_bumps_and_events_by_id(h: &Harness) {
+    let store = &h.store;
+    let in_room = |mut e: PersistedEvent, room: &str| {
+        e.room_id = room.to_owned();
+        WriteOp::Event(Box::new(EventWrite {
+            event: e,
+            ..Default::default()
+        }))
+    };
+    let join = |n: usize, room: &str| {
+        let WriteOp::Event(mut write) = membership(n, "@alice:localhost", "join") else {
+            unreachable!()
+        };
+        write.event.room_id = room.to_owned();
+        WriteOp::Event(write)
+    };
+    store.append(join(1, "!a:localhost")).await.unwrap();
+    store.append(join(2, "!b:localhost")).await.unwrap();
+    store.append(join(3, "!quiet:localhost")).await.unwrap();
+    let message_a = store
+        .append(in_room(event(4), "!a:localhost"))
+        .await
+        .unwrap();
+    let message_b = store
+        .append(in_room(event(5), "!b:localhost"))
+        .await
+        .unwrap();
+    // Newer events of other types do not bump a room.
+    let mut topic = state_event(6, "m.room.topic", "", r#"{"topic":"t"}"#);
+    topic.room_id = "!a:localhost".to_owned();
+    store.append(in_room(topic, "!a:localhost")).await.unwrap();
+
+    let bumps = store
+        .bump_positions("@alice:localhost", &["m.room.message", "m.room.encrypted"])
+        .await
+        .unwrap();
+    assert_eq!(bumps.get("!a:localhost"), Some(&message_a));
+    assert_eq!(bumps.get("!b:localhost"), Some(&message_b));
+    assert_eq!(bumps.get("!quiet:localhost"), None, "no bumping event");
+    assert!(
+        store
+            .bump_positions("@nobody:localhost", &["m.room.message"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let found = store
+        .events_by_id(&["$event5", "$unknown", "$event4"])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["$event4", "$event5"],
+        "in stream order, unknown IDs skipped"
+    );
+    // More IDs than one statement binds.
+    let many: Vec<String> = (0..1_200)
+        .map(|i| format!("$missing{i}"))
+        .chain(["$event4".to_owned()])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(store.events_by_id(&many).await.unwrap().len(), 1);
 }

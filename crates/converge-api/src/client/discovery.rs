@@ -28,6 +28,8 @@ pub const UNSTABLE_FEATURES: &[(&str, bool)] = &[
     // Threaded read receipts and per-thread notification counts.
     ("org.matrix.msc3771", true),
     ("org.matrix.msc3773", true),
+    // Simplified sliding sync (MSC4186): Element X syncs only with it.
+    ("org.matrix.simplified_msc3575", true),
 ];
 
 pub async fn get_supported_versions(

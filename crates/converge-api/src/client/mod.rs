@@ -162,6 +162,7 @@ fn room_routes() -> Router<AppState> {
         .ruma::<mem::unban_user::v3::Request, _, _>(membership::unban_user)
         .ruma::<knock::knock_room::v3::Request, _, _>(membership::knock_room)
         .ruma::<sy::sync_events::v3::Request, _, _>(sync::sync_events)
+        .ruma::<sy::sync_events::v5::Request, _, _>(sync::sliding_sync)
         .ruma::<filter::create_filter::v3::Request, _, _>(sync::create_filter)
         .ruma::<filter::get_filter::v3::Request, _, _>(sync::get_filter)
         .ruma::<typing::create_typing_event::v3::Request, _, _>(ephemeral::create_typing_event)

@@ -17,7 +17,8 @@ use ruma::signatures::Ed25519KeyPair;
 use serde_json::{Value, json};
 
 pub use create::CreateRoom;
-use state::{RoomState, StateEntry};
+use state::RoomState;
+pub use state::StateEntry;
 
 use super::notifier::Notifier;
 use super::now_ms;
@@ -26,6 +27,19 @@ use crate::push::{PushRules, Recipient};
 
 /// A room's state behind the lock that serialises its events.
 type RoomHandle = Arc<tokio::sync::Mutex<RoomState>>;
+
+/// Event types that count as activity for the room list (MSC4186's `bump_stamp`).
+pub const BUMP_TYPES: [&str; 7] = [
+    "m.room.create",
+    "m.room.message",
+    "m.room.encrypted",
+    "m.sticker",
+    "m.call.invite",
+    "m.poll.start",
+    "m.beacon_info",
+];
+/// Rooms whose bump stamp is remembered, at most.
+const MAX_CACHED_BUMPS: usize = 100_000;
 
 /// What a new event says, before the room decides on its place and signature.
 #[derive(Debug)]
@@ -81,6 +95,8 @@ pub struct Rooms {
     /// where nothing happened. A write is counted before it is queued, so a sync never
     /// sees a stream position that is ahead of what this map admits to.
     activity: Mutex<HashMap<String, Activity>>,
+    /// Each room's newest [`BUMP_TYPES`] event, as far as it was read or sent.
+    bumps: Mutex<HashMap<String, StreamPos>>,
     /// Transactions whose events are queued but maybe not yet committed, so a retried
     /// request returns the same event even before the first commit finished.
     pending_txns: Mutex<HashMap<(String, String, String), String>>,
@@ -98,6 +114,11 @@ struct Activity {
 /// An event queued in the writer, not yet known to be committed.
 struct Queued {
     event_id: String,
+    /// Whether the event moves the room up the room list (a [`BUMP_TYPES`] event).
+    bumps: bool,
+    /// The (type, state key) of a state event, whose place in the cached state learns
+    /// its stream position at the commit.
+    state: Option<(String, String)>,
     /// `None` when the event already existed (a repeated transaction).
     write: Option<converge_store::PendingWrite>,
     interested: Vec<String>,
@@ -123,6 +144,7 @@ impl Rooms {
             appservices,
             cache: Mutex::default(),
             activity: Mutex::default(),
+            bumps: Mutex::default(),
             pending_txns: Mutex::default(),
             queued_events: Mutex::default(),
         }
@@ -189,6 +211,34 @@ impl Rooms {
         Ok(cache.entry(room_id.to_owned()).or_insert(loaded).clone())
     }
 
+    /// Gives a cached state entry the stream position its event was committed at (until
+    /// then it sorts after every position).
+    async fn state_committed(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        event_id: &str,
+        pos: StreamPos,
+    ) {
+        let handle = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room_id)
+            .cloned();
+        if let Some(handle) = handle {
+            let mut room = handle.lock().await;
+            if let Some(entry) = room
+                .state
+                .get_mut(&(event_type.to_owned(), state_key.to_owned()))
+                && entry.event_id == event_id
+            {
+                entry.pos = pos;
+            }
+        }
+    }
+
     fn forget_cached(&self, room_id: &str) {
         self.cache
             .lock()
@@ -243,6 +293,8 @@ impl Rooms {
             if let Some(event_id) = existing {
                 return Ok(Queued {
                     event_id,
+                    bumps: false,
+                    state: None,
                     write: None,
                     interested: Vec::new(),
                     txn_key: None,
@@ -279,6 +331,10 @@ impl Rooms {
         };
         Ok(Queued {
             event_id,
+            bumps: BUMP_TYPES.contains(&event.event_type),
+            state: event
+                .state_key
+                .map(|k| (event.event_type.to_owned(), k.to_owned())),
             write: Some(pending),
             interested,
             txn_key,
@@ -308,6 +364,21 @@ impl Rooms {
         }
         match result {
             Ok(pos) => {
+                if let Some((event_type, state_key)) = &queued.state {
+                    self.state_committed(
+                        &queued.room_id,
+                        event_type,
+                        state_key,
+                        &queued.event_id,
+                        pos,
+                    )
+                    .await;
+                }
+                if queued.bumps {
+                    let mut bumps = self.bumps.lock().unwrap_or_else(|e| e.into_inner());
+                    let stamp = bumps.entry(queued.room_id.clone()).or_default();
+                    *stamp = (*stamp).max(pos);
+                }
                 self.notifier
                     .notify(&mut queued.interested.iter().map(String::as_str));
                 Ok((queued.event_id, pos))
@@ -477,8 +548,8 @@ impl Rooms {
                     event_id: persisted.event_id.clone(),
                     sender: sender.to_owned(),
                     content: event.content.clone(),
-                    // The real position is known after the commit; state positions are only
-                    // compared against sync tokens, which never lie between the two.
+                    // The real position is known after the commit, which sets it
+                    // (`state_committed`); until then it sorts after every sync token.
                     pos: StreamPos(i64::MAX),
                 },
             );
@@ -635,6 +706,48 @@ impl Rooms {
             .unwrap_or_else(|e| e.into_inner())
             .get(room_id)
             .is_some_and(|a| a.in_flight == 0 && a.newest <= since)
+    }
+
+    /// The position of the newest event that counts as activity for the room list
+    /// ([`BUMP_TYPES`]) of each of `rooms` (the user's): from memory, else read for all the
+    /// user's rooms at once, then kept current by `send`.
+    pub async fn bump_stamps(
+        &self,
+        user: &str,
+        rooms: &[&str],
+    ) -> Result<HashMap<String, StreamPos>> {
+        let mut out = HashMap::with_capacity(rooms.len());
+        let mut missing = false;
+        {
+            let bumps = self.bumps.lock().unwrap_or_else(|e| e.into_inner());
+            for room in rooms {
+                match bumps.get(*room) {
+                    Some(stamp) => {
+                        out.insert((*room).to_owned(), *stamp);
+                    }
+                    None => missing = true,
+                }
+            }
+        }
+        if !missing {
+            return Ok(out);
+        }
+        let read = self.store.bump_positions(user, &BUMP_TYPES).await?;
+        let mut bumps = self.bumps.lock().unwrap_or_else(|e| e.into_inner());
+        if bumps.len() + read.len() > MAX_CACHED_BUMPS {
+            bumps.clear();
+        }
+        for (room, stamp) in read {
+            // A send that committed meanwhile may already have moved it on.
+            let entry = bumps.entry(room).or_insert(stamp);
+            *entry = (*entry).max(stamp);
+        }
+        for room in rooms {
+            if let Some(stamp) = bumps.get(*room) {
+                out.insert((*room).to_owned(), *stamp);
+            }
+        }
+        Ok(out)
     }
 
     /// A new room ID on this server.
