@@ -93,6 +93,7 @@ rc_3pid_validation: $UNLIMITED
 rc_admin_redaction: $UNLIMITED
 rc_presence: {per_user: $UNLIMITED}
 rc_room_creation: $UNLIMITED
+experimental_features: {msc3575_enabled: true}
 YAML
 "$WORK/synapse-venv/bin/python" -m synapse.app.homeserver -c "$SYN/homeserver.yaml" --generate-keys >/dev/null
 "$WORK/synapse-venv/bin/python" -m synapse.app.homeserver -c "$SYN/homeserver.yaml" > "$SYN/stdout.log" 2>&1 &

@@ -50,6 +50,10 @@ metrics = [
     ("Send p50, room of 1,000 members", "big_room", "p50_ms", " ms", "low"),
     ("CPU per event, room of 1,000 members", "big_room", "cpu_ms_per_event", " ms", "low"),
     ("CPU per event, room of 2 members", "big_room", "two_member_cpu_ms_per_event", " ms", "low"),
+    ("Sliding sync, 1,000 rooms: open the list (20 rooms) p50", "sliding_sync", "open_p50_ms", " ms", "low"),
+    ("Sliding sync: scroll to the next page p50", "sliding_sync", "scroll_p50_ms", " ms", "low"),
+    ("Sliding sync: new message to the long-polling list p50", "sliding_sync", "live_p50_ms", " ms", "low"),
+    ("Sliding sync: new message to the long-polling list p99", "sliding_sync", "live_p99_ms", " ms", "low"),
 ]
 memory = [
     ("RSS at idle", "idle_memory", "rss_kib"),
@@ -85,6 +89,7 @@ w("Workloads: " + ", ".join(filter(None, [
     f"device keys of {fmt(get('converge', 'keys', 'query_users'))} users queried and {fmt(get('converge', 'keys', 'claim_devices'))} one-time keys claimed (medians of 5)",
     f"{fmt(get('converge', 'to_device', 'rounds'))} to-device messages to {fmt(get('converge', 'to_device', 'devices'))} long-polling devices",
     f"{fmt(get('converge', 'big_room', 'sends'))} sequential sends into a room of {fmt(get('converge', 'big_room', 'members'))} members and into one of 2",
+    f"simplified sliding sync for a user in {fmt(get('converge', 'sliding_sync', 'rooms'))} rooms ({fmt(get('converge', 'sliding_sync', 'samples'))} fresh devices open and scroll the list; {fmt(get('converge', 'sliding_sync', 'samples'))} messages timed to the long-polling list)",
 ])) + ".")
 w("")
 header = "| Metric | " + " | ".join(servers) + " | Converge vs Synapse |"
@@ -125,6 +130,9 @@ targets = [
     ("Idle RSS ≤ 30 MB (MiB shown)", mib(get("converge", "idle_memory", "rss_kib")), lambda v: v * 1024 * 1024 <= 30e6),
     ("10,000 idle long-polls ≤ 200 MB RSS (MiB shown)", mib(get("converge", "idle", "rss_with_clients_kib")), lambda v: v * 1024 * 1024 <= 200e6),
     ("… of which the long-polls themselves (MiB shown)", added("converge"), lambda v: v * 1024 * 1024 <= 200e6),
+    ("Sliding sync, 1,000 rooms: open the list (20 rooms) p50 ≤ 30 ms", get("converge", "sliding_sync", "open_p50_ms"), lambda v: v <= 30),
+    ("Sliding sync: scroll to the next page p50 ≤ 10 ms", get("converge", "sliding_sync", "scroll_p50_ms"), lambda v: v <= 10),
+    ("Sliding sync: new message to the long-polling list p99 ≤ 10 ms", get("converge", "sliding_sync", "live_p99_ms"), lambda v: v <= 10),
 ]
 push = by.get("converge", {}).get("push_cost")
 big_cpu = get("converge", "big_room", "cpu_ms_per_event")

@@ -11,4 +11,5 @@ pub mod e2ee;
 pub mod procfs;
 pub mod push_cost;
 pub mod scenarios;
+pub mod sliding;
 pub mod stats;

@@ -35,10 +35,11 @@ enum Command {
         #[arg(long)]
         smoke: bool,
         /// Scenarios to run (comma-separated): seq,concurrent,delivery,fanout,initial_sync,idle,
-        /// keys,to_device,big_room, and webhook, mqtt (Converge's gateways; not run by default).
+        /// keys,to_device,big_room,sliding_sync, and webhook, mqtt (Converge's gateways; not run
+        /// by default).
         #[arg(
             long,
-            default_value = "seq,concurrent,delivery,fanout,initial_sync,idle,keys,to_device,big_room"
+            default_value = "seq,concurrent,delivery,fanout,initial_sync,idle,keys,to_device,big_room,sliding_sync"
         )]
         scenarios: String,
         /// Override the number of idle long-polling clients.
@@ -146,6 +147,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "keys" => bench.keys().await?,
                     "to_device" => bench.to_device().await?,
                     "big_room" => bench.big_room().await?,
+                    "sliding_sync" => bench.sliding_sync().await?,
                     "webhook" => bench.webhook().await?,
                     "mqtt" => {
                         let (host, port) = mqtt_broker

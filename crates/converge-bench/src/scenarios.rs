@@ -39,6 +39,9 @@ pub struct Plan {
     /// room, for comparison).
     pub big_room_members: usize,
     pub big_room_sends: usize,
+    /// Sliding sync: the rooms the user is in, and the samples of each measurement.
+    pub sliding_rooms: usize,
+    pub sliding_samples: usize,
     /// Every scenario stops by itself after this long.
     pub deadline: Duration,
 }
@@ -66,6 +69,8 @@ impl Plan {
             to_device_rounds: 20,
             big_room_members: 1000,
             big_room_sends: 200,
+            sliding_rooms: 1000,
+            sliding_samples: 20,
             deadline: Duration::from_secs(300),
         }
     }
@@ -92,6 +97,8 @@ impl Plan {
             to_device_rounds: 2,
             big_room_members: 5,
             big_room_sends: 5,
+            sliding_rooms: 25,
+            sliding_samples: 3,
             deadline: Duration::from_secs(60),
         }
     }
@@ -663,6 +670,31 @@ impl Bench {
         Ok(
             json!({ "rooms": self.plan.rooms, "messages_per_room": self.plan.history, "full_ms": plain, "lazy_ms": lazy_ms }),
         )
+    }
+
+    /// Simplified sliding sync for a user in `sliding_rooms` rooms (see [`crate::sliding`]);
+    /// a server without it is reported as such.
+    pub async fn sliding_sync(&self) -> Result<Value> {
+        if !crate::sliding::supported(&self.client).await? {
+            return Ok(json!({ "supported": false }));
+        }
+        let (owner, reader) = (&self.users[0], &self.users[1]);
+        let started = Instant::now();
+        let rooms =
+            crate::sliding::fill(&self.client, owner, reader, self.plan.sliding_rooms).await?;
+        let setup_s = started.elapsed().as_secs_f64();
+        let mut result = crate::sliding::run(
+            &self.client,
+            owner,
+            reader,
+            PASSWORD,
+            &rooms,
+            self.plan.sliding_samples,
+        )
+        .await?;
+        result["supported"] = json!(true);
+        result["setup_s"] = json!(setup_s.round());
+        Ok(result)
     }
 
     /// Server memory with many idle long-polling clients.

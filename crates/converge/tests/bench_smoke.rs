@@ -47,6 +47,10 @@ async fn every_scenario_runs_at_smoke_size() {
     let big_room = bench.big_room().await.unwrap();
     assert_eq!(big_room["members"], plan.big_room_members, "{big_room}");
     assert!(big_room["cpu_ms_per_event"].is_number(), "{big_room}");
+    let sliding = bench.sliding_sync().await.unwrap();
+    assert_eq!(sliding["supported"], true, "{sliding}");
+    assert_eq!(sliding["rooms"], plan.sliding_rooms, "{sliding}");
+    assert_eq!(sliding["samples"], plan.sliding_samples, "{sliding}");
     let push = converge_bench::push_cost::measure(50, 20).await.unwrap();
     assert_eq!(
         push["notified_per_event"], 49,
