@@ -613,3 +613,24 @@ async fn many_clients_sliding_at_once_never_get_a_server_error() {
     };
     tokio::join!(clients, sender);
 }
+
+#[tokio::test]
+async fn a_password_login_that_does_not_ask_for_a_refresh_token_gets_none() {
+    // Element X on iOS rejects a login response with a refresh token it did not ask for.
+    let t = TestServer::start().await;
+    t.register("alice", "pw-alice-1").await;
+    let (status, login) = t.login("alice", "pw-alice-1").await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert!(login.get("refresh_token").is_none(), "{login}");
+    assert!(login.get("expires_in_ms").is_none(), "{login}");
+    let (status, login) = t
+        .post(
+            &format!("{V3}/login"),
+            None,
+            json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": "alice" },
+                    "password": "pw-alice-1", "refresh_token": false }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert!(login.get("refresh_token").is_none(), "{login}");
+}
