@@ -399,6 +399,26 @@ async fn invites_joins_and_leaves_reach_the_list() {
     let after = slide(&t, &alice, Some(&pos(&left)), 0, &invites_only(9)).await;
     assert_eq!(after["lists"]["all_rooms"]["count"], 0);
     assert!(room_ids(&after).is_empty());
+
+    // A ban is sent once too, like a leave; then that room is gone as well.
+    let guarded = create_room(&t, &bob, json!({ "name": "Guarded", "invite": [alice.user_id] })).await;
+    join(&t, &alice, &guarded).await;
+    let member = slide(&t, &alice, Some(&pos(&after)), 5_000, &invites_only(9)).await;
+    assert_eq!(member["lists"]["all_rooms"]["count"], 1, "{member}");
+    let (status, _) = t
+        .post(
+            &format!("{V3}/rooms/{guarded}/ban"),
+            Some(&bob.token),
+            json!({ "user_id": alice.user_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let banned = slide(&t, &alice, Some(&pos(&member)), 5_000, &invites_only(9)).await;
+    let ban = state_keys(&banned["rooms"][&guarded], "m.room.member");
+    assert!(ban.contains(&alice.user_id), "alice's ban: {banned}");
+    let after_ban = slide(&t, &alice, Some(&pos(&banned)), 0, &invites_only(9)).await;
+    assert_eq!(after_ban["lists"]["all_rooms"]["count"], 0, "{after_ban}");
+    assert!(room_ids(&after_ban).is_empty(), "{after_ban}");
 }
 
 #[tokio::test]

@@ -253,8 +253,9 @@ impl SlidingSync {
             next.rooms.insert(room_id.clone(), sent_now);
         }
         // A room left since the last response was sent with it; it is now out of the list.
-        next.rooms
-            .retain(|room_id, sent| sent.membership != "leave" || placements.contains_key(room_id));
+        next.rooms.retain(|room_id, sent| {
+            !matches!(sent.membership.as_str(), "leave" | "ban") || placements.contains_key(room_id)
+        });
 
         let (extensions, extension_news) = self
             .extensions(caller, request, base, now, &candidates, &placements)
@@ -289,7 +290,7 @@ impl SlidingSync {
                         && base
                             .rooms
                             .get(&row.room_id)
-                            .is_some_and(|r| r.membership != "leave")
+                            .is_some_and(|r| !matches!(r.membership.as_str(), "leave" | "ban"))
                 }
                 Membership::Knock => false,
             };
