@@ -60,9 +60,11 @@ test("two people chat; one uploads an image the other sees", { timeout: 180_000 
     const msgA = pa.locator("article.msg", { hasText: "hi bob" });
     await msgA.hover();
     await msgA.getByRole("button", { name: "Edit" }).click();
+    await pa.getByText("Editing your message").waitFor();
+    await waitFor("the composer to hold the message being edited", async () => (await composerA.inputValue()).startsWith("hi **bob**"));
     await composerA.fill("hi **bob**, edited");
     await composerA.press("Enter");
-    await pb.locator("article.msg", { hasText: "edited" }).getByText("(edited)").waitFor();
+    await pb.locator("article.msg", { hasText: "hi bob, edited" }).getByText("(edited)").waitFor();
 
     // Bob replies; the quote shows Alice's message.
     const edited = pb.locator("article.msg", { hasText: "hi bob, edited" });

@@ -1,6 +1,6 @@
 // One room: header, timeline, typing line, uploads and the composer; members in a side panel.
 import { ClientEvent, Direction, MatrixEventEvent, RoomEvent, RoomMemberEvent, RoomStateEvent, type Room } from "./sdk";
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { uploadMedia } from "../lib/api";
 import { describeError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
@@ -371,7 +371,9 @@ function Composer({ room, replyTo, editing, name, onCancel, onSend, onFiles, onE
             client.sendTyping(room.roomId, false, 0).catch(() => {});
         };
     }, [room.roomId]);
-    useEffect(() => {
+    // A layout effect, so the message being edited is in the composer before the next paint and
+    // nothing typed after clicking "Edit" is overwritten by it.
+    useLayoutEffect(() => {
         if (editing) setText(String(editing.content.body ?? ""));
     }, [editing]);
 
