@@ -401,7 +401,12 @@ async fn invites_joins_and_leaves_reach_the_list() {
     assert!(room_ids(&after).is_empty());
 
     // A ban is sent once too, like a leave; then that room is gone as well.
-    let guarded = create_room(&t, &bob, json!({ "name": "Guarded", "invite": [alice.user_id] })).await;
+    let guarded = create_room(
+        &t,
+        &bob,
+        json!({ "name": "Guarded", "invite": [alice.user_id] }),
+    )
+    .await;
     join(&t, &alice, &guarded).await;
     let member = slide(&t, &alice, Some(&pos(&after)), 5_000, &invites_only(9)).await;
     assert_eq!(member["lists"]["all_rooms"]["count"], 1, "{member}");
@@ -483,6 +488,61 @@ async fn subscriptions_send_more_and_required_state_wildcards_work() {
     ] {
         assert!(types.contains(&wanted), "{wanted} in {types:?}");
     }
+}
+
+/// Opening a room from the list (a subscription with a higher timeline_limit) sends its
+/// latest events again, flagged as an expanded timeline; a later response is incremental.
+#[tokio::test]
+async fn a_raised_timeline_limit_sends_an_expanded_timeline() {
+    let t = TestServer::start().await;
+    let alice = t.register("alice", "pw-alice-1").await;
+    let bob = t.register("bob", "pw-bob-1").await;
+    let room = create_room(&t, &bob, json!({ "preset": "public_chat", "name": "Busy" })).await;
+    join(&t, &alice, &room).await;
+    for i in 0..30 {
+        say(&t, &bob, &room, &format!("m{i}")).await;
+    }
+    let list = room_list(9, 1);
+    let first = slide(&t, &alice, None, 0, &list).await;
+    assert_eq!(
+        first["rooms"][&room]["timeline"].as_array().unwrap().len(),
+        1
+    );
+
+    let mut opened = list.clone();
+    opened["room_subscriptions"] = json!({ &room: { "timeline_limit": 20, "required_state": [] } });
+    let expanded = slide(&t, &alice, Some(&pos(&first)), 0, &opened).await;
+    let section = &expanded["rooms"][&room];
+    assert_eq!(section["unstable_expanded_timeline"], true, "{section}");
+    assert!(section.get("initial").is_none(), "{section}");
+    let bodies: Vec<&str> = section["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["content"]["body"].as_str().unwrap())
+        .collect();
+    let latest: Vec<String> = (10..30).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, latest);
+    assert_eq!(section["limited"], true);
+    assert_eq!(
+        section["num_live"], 0,
+        "nothing in it arrived since the last response"
+    );
+
+    // The same subscription again is incremental: only what is new, not expanded.
+    say(&t, &bob, &room, "m30").await;
+    let next = slide(&t, &alice, Some(&pos(&expanded)), 5_000, &opened).await;
+    let section = &next["rooms"][&room];
+    assert!(
+        section.get("unstable_expanded_timeline").is_none(),
+        "{section}"
+    );
+    assert_eq!(
+        section["timeline"].as_array().unwrap().len(),
+        1,
+        "{section}"
+    );
+    assert_eq!(section["timeline"][0]["content"]["body"], "m30");
 }
 
 #[tokio::test]

@@ -40,6 +40,9 @@ pub struct SentRoom {
     pub membership: String,
     /// The configuration it was sent with (more asked for later sends the rest).
     pub config_hash: u64,
+    /// The timeline limit it was sent with: a higher one later sends the latest events again
+    /// (an expanded timeline), as a client opening the room asks for more than its list had.
+    pub timeline_limit: u32,
     pub notifications: (u64, u64),
 }
 

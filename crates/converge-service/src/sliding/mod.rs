@@ -414,6 +414,7 @@ impl SlidingSync {
             pos: now.pos,
             membership: membership.clone(),
             config_hash,
+            timeline_limit: config.timeline_limit,
             notifications: sent.map_or((0, 0), |s| s.notifications),
         };
         let reconfigured = sent.is_some_and(|s| s.config_hash != config_hash);
@@ -446,7 +447,11 @@ impl SlidingSync {
         } else {
             candidate.row.stream_pos
         };
-        let after = if initial {
+        // A timeline limit raised since the room was sent (the client opened the room) sends
+        // the latest events again, flagged, so the client replaces what it had (MSC4186).
+        let expanded = !initial && sent.is_some_and(|s| config.timeline_limit > s.timeline_limit);
+        let from_start = initial || expanded;
+        let after = if from_start {
             StreamPos(0)
         } else {
             sent.map_or(StreamPos(0), |s| s.pos)
@@ -459,7 +464,7 @@ impl SlidingSync {
         let limited = events.len() as u32 > limit;
         events.truncate(limit as usize);
         events.reverse();
-        if initial
+        if from_start
             && events
                 .first()
                 .is_some_and(|(p, _)| *p < candidate.row.changed_pos)
@@ -558,6 +563,9 @@ impl SlidingSync {
         if initial {
             section["initial"] = json!(true);
             section["is_dm"] = json!(is_dm);
+        }
+        if expanded {
+            section["unstable_expanded_timeline"] = json!(true);
         }
         if let Some(name) = &facts.name {
             section["name"] = json!(name);
