@@ -224,31 +224,41 @@ impl E2ee {
         }
         let users: Vec<String> = local.iter().map(|(u, _)| u.clone()).collect();
         let signatures = self.signatures_by_target(&users).await?;
-        let mut device_keys = Map::new();
+        // Every user's devices (for display names; keys of a deleted device are not served)
+        // and keys, each in one batched read.
+        let localparts: Vec<&str> = users.iter().map(|u| localpart_of(u)).collect();
+        let mut names: HashMap<(&str, String), Option<String>> = HashMap::new();
+        let devices = self.store.devices_of(&localparts).await?;
+        for (localpart, device) in &devices {
+            names.insert(
+                (localpart.as_str(), device.device_id.clone()),
+                device.display_name.clone(),
+            );
+        }
+        let mut keys_of: HashMap<&str, Vec<(&String, &String)>> = HashMap::new();
         let rows = self.store.device_keys(&users).await?;
+        for (user, device, json) in &rows {
+            keys_of
+                .entry(user.as_str())
+                .or_default()
+                .push((device, json));
+        }
+        let mut device_keys = Map::new();
         for (user, devices) in &local {
-            let localpart = user
-                .strip_prefix('@')
-                .and_then(|u| u.rsplit_once(':'))
-                .map_or("", |(l, _)| l);
-            let names: HashMap<String, Option<String>> = self
-                .store
-                .devices(localpart)
-                .await?
-                .into_iter()
-                .map(|d| (d.device_id, d.display_name))
-                .collect();
+            let localpart = localpart_of(user);
             let mut of_user = Map::new();
-            for (_, device, json) in rows.iter().filter(|(u, _, _)| u == user) {
-                if (!devices.is_empty() && !devices.contains(device)) || !names.contains_key(device)
-                {
+            for &(device, json) in keys_of.get(user.as_str()).into_iter().flatten() {
+                let Some(name) = names.get(&(localpart, device.clone())) else {
+                    continue;
+                };
+                if !devices.is_empty() && !devices.contains(device) {
                     continue;
                 }
                 let Ok(mut keys) = serde_json::from_str::<Value>(json) else {
                     continue;
                 };
                 merge_signatures(&mut keys, signatures.get(&(user.clone(), device.clone())));
-                if let Some(Some(name)) = names.get(device) {
+                if let Some(name) = name {
                     keys["unsigned"] = json!({ "device_display_name": name });
                 }
                 of_user.insert(device.clone(), keys);
@@ -594,10 +604,7 @@ impl E2ee {
             if !self.is_local(&user) {
                 continue;
             }
-            let localpart = user
-                .strip_prefix('@')
-                .and_then(|u| u.rsplit_once(':'))
-                .map_or("", |(l, _)| l);
+            let localpart = localpart_of(&user);
             let known: Vec<String> = self
                 .store
                 .devices(localpart)
@@ -675,6 +682,15 @@ impl E2ee {
             .collect();
         Ok((events, delivered))
     }
+}
+
+/// The localpart of a user ID (`@alice:example.org:8448` → `alice`; a localpart has no
+/// colon, a server name may); empty for a malformed ID.
+fn localpart_of(user_id: &str) -> &str {
+    user_id
+        .strip_prefix('@')
+        .and_then(|u| u.split_once(':'))
+        .map_or("", |(l, _)| l)
 }
 
 /// Adds signatures uploaded later to a key's own `signatures`.

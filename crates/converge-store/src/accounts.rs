@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::db::{BeginWrite, on_pool};
+use crate::db::{BeginWrite, IN_CHUNK, on_pool, placeholders};
 use crate::{Store, StoreError};
 
 /// Milliseconds since the Unix epoch.
@@ -411,6 +411,33 @@ impl Store {
             }
             Ok(devices)
         })
+    }
+
+    /// The devices of several users at once: (localpart, device), ordered by device ID
+    /// within each user.
+    pub async fn devices_of(
+        &self,
+        localparts: &[&str],
+    ) -> Result<Vec<(String, Device)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in localparts.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT localpart, device_id, display_name, last_seen_ts, last_seen_ip FROM devices \
+                 WHERE localpart IN ({}) ORDER BY localpart, device_id",
+                placeholders(chunk.len())
+            );
+            on_pool!(&self.inner.db, pool => {
+                // Only placeholders are formatted into the SQL.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for localpart in chunk {
+                    query = query.bind(*localpart);
+                }
+                for row in query.fetch_all(pool).await? {
+                    out.push((row.try_get("localpart")?, device_from_row!(row)));
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// One device of a user.

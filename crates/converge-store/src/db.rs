@@ -29,6 +29,18 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Most values bound in one `IN (...)` list; longer lists are read in chunks of this size.
+pub(crate) const IN_CHUNK: usize = 500;
+
+/// `$1, $2, ..., $n`: the placeholders of an `IN (...)` list of `n` values (only these
+/// are ever formatted into SQL; the values are bound).
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Starting a transaction that writes. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes would fail with
 /// "database is locked" when another connection wrote in between, without waiting, while

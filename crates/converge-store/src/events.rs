@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 
-use crate::db::on_pool;
+use crate::db::{IN_CHUNK, on_pool, placeholders};
 use crate::{Store, StoreError};
 
 macro_rules! event_columns {
@@ -105,10 +105,7 @@ impl Store {
         user_id: &str,
         types: &[&str],
     ) -> Result<HashMap<String, StreamPos>, StoreError> {
-        let placeholders = (1..=types.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = placeholders(types.len());
         let user_param = types.len() + 1;
         // Walking each room's events newest first finds the newest bumping event after a
         // few rows; SQLite is told to, or it may sort all of the room's messages instead.
@@ -145,14 +142,11 @@ impl Store {
         event_ids: &[&str],
     ) -> Result<Vec<PersistedEvent>, StoreError> {
         let mut out = Vec::with_capacity(event_ids.len());
-        for chunk in event_ids.chunks(500) {
-            let placeholders = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+        for chunk in event_ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT {} FROM events WHERE event_id IN ({placeholders}) ORDER BY stream_pos",
-                event_columns!()
+                "SELECT {} FROM events WHERE event_id IN ({}) ORDER BY stream_pos",
+                event_columns!(),
+                placeholders(chunk.len())
             );
             on_pool!(&self.inner.db, pool => {
                 // Only placeholders are formatted into the SQL.

@@ -5,7 +5,7 @@
 use converge_core::StreamPos;
 use sqlx::Row;
 
-use crate::db::{BeginWrite, Db, on_pool};
+use crate::db::{BeginWrite, Db, IN_CHUNK, on_pool, placeholders};
 use crate::{Store, StoreError};
 
 /// A one-time key or fallback key: `algorithm:key_id` and its JSON.
@@ -101,17 +101,22 @@ impl Store {
         users: &[String],
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut out = Vec::new();
-        on_pool!(&self.inner.db, pool => {
-            for user in users {
-                let rows = sqlx::query("SELECT device_id, keys FROM device_keys WHERE user_id = $1")
-                    .bind(user)
-                    .fetch_all(pool)
-                    .await?;
-                for row in rows {
-                    out.push((user.clone(), row.try_get("device_id")?, row.try_get("keys")?));
+        for chunk in users.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT user_id, device_id, keys FROM device_keys WHERE user_id IN ({})",
+                placeholders(chunk.len())
+            );
+            on_pool!(&self.inner.db, pool => {
+                // Only placeholders are formatted into the SQL.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for user in chunk {
+                    query = query.bind(user);
                 }
-            }
-        });
+                for row in query.fetch_all(pool).await? {
+                    out.push((row.try_get("user_id")?, row.try_get("device_id")?, row.try_get("keys")?));
+                }
+            });
+        }
         Ok(out)
     }
 
@@ -278,24 +283,28 @@ impl Store {
         users: &[String],
     ) -> Result<Vec<CrossSigningKey>, StoreError> {
         let mut out = Vec::new();
-        on_pool!(&self.inner.db, pool => {
-            for user in users {
-                let rows = sqlx::query(
-                    "SELECT key_type, public_key, json FROM cross_signing_keys WHERE user_id = $1",
-                )
-                .bind(user)
-                .fetch_all(pool)
-                .await?;
-                for row in rows {
+        for chunk in users.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT user_id, key_type, public_key, json FROM cross_signing_keys \
+                 WHERE user_id IN ({})",
+                placeholders(chunk.len())
+            );
+            on_pool!(&self.inner.db, pool => {
+                // Only placeholders are formatted into the SQL.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for user in chunk {
+                    query = query.bind(user);
+                }
+                for row in query.fetch_all(pool).await? {
                     out.push(CrossSigningKey {
-                        user_id: user.clone(),
+                        user_id: row.try_get("user_id")?,
                         key_type: row.try_get("key_type")?,
                         public_key: row.try_get("public_key")?,
                         json: row.try_get("json")?,
                     });
                 }
-            }
-        });
+            });
+        }
         Ok(out)
     }
 
@@ -340,26 +349,29 @@ impl Store {
     /// Every signature uploaded for keys of `users`.
     pub async fn key_signatures(&self, users: &[String]) -> Result<Vec<KeySignature>, StoreError> {
         let mut out = Vec::new();
-        on_pool!(&self.inner.db, pool => {
-            for user in users {
-                let rows = sqlx::query(
-                    "SELECT target_key, signer_user, signer_key_id, signature FROM key_signatures \
-                     WHERE target_user = $1",
-                )
-                .bind(user)
-                .fetch_all(pool)
-                .await?;
-                for row in rows {
+        for chunk in users.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT target_user, target_key, signer_user, signer_key_id, signature \
+                 FROM key_signatures WHERE target_user IN ({})",
+                placeholders(chunk.len())
+            );
+            on_pool!(&self.inner.db, pool => {
+                // Only placeholders are formatted into the SQL.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for user in chunk {
+                    query = query.bind(user);
+                }
+                for row in query.fetch_all(pool).await? {
                     out.push(KeySignature {
-                        target_user: user.clone(),
+                        target_user: row.try_get("target_user")?,
                         target_key: row.try_get("target_key")?,
                         signer_user: row.try_get("signer_user")?,
                         signer_key_id: row.try_get("signer_key_id")?,
                         signature: row.try_get("signature")?,
                     });
                 }
-            }
-        });
+            });
+        }
         Ok(out)
     }
 

@@ -47,6 +47,7 @@ converge_store::on_both_backends!(
     state_of_one_type_and_moved_aliases,
     every_write_survives_32_concurrent_writers,
     device_and_cross_signing_keys_and_signatures,
+    keys_and_devices_of_many_users_are_read_at_once,
     one_time_keys_are_claimed_once_then_the_fallback,
     to_device_messages_and_device_list_changes_follow_the_stream,
     key_backup_keeps_the_better_session,
@@ -2505,6 +2506,94 @@ async fn device_and_cross_signing_keys_and_signatures(h: &Harness) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A key query names up to 1,000 users: the batched reads cover more users than one
+/// `IN (...)` list holds, and return each user's rows and no one else's.
+async fn keys_and_devices_of_many_users_are_read_at_once(h: &Harness) {
+    let store = &h.store;
+    const USERS: usize = 1_100;
+    let ids: Vec<String> = (0..USERS).map(|i| format!("@u{i}:localhost")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let localpart = format!("u{i}");
+        store
+            .create_user(
+                &new_user(&localpart),
+                None,
+                Some(&session("DEV", format!("t{i}").as_bytes())),
+            )
+            .await
+            .unwrap();
+        store
+            .set_device_keys(id, "DEV", &format!(r#"{{"n":{i}}}"#))
+            .await
+            .unwrap();
+    }
+    // Every third user has a master key, signed by the user themself.
+    let signed: Vec<&String> = ids.iter().step_by(3).collect();
+    let masters: Vec<CrossSigningKey> = signed
+        .iter()
+        .map(|id| CrossSigningKey {
+            user_id: (*id).clone(),
+            key_type: "master".into(),
+            public_key: format!("M-{id}"),
+            json: "{}".into(),
+        })
+        .collect();
+    store.set_cross_signing_keys(&masters).await.unwrap();
+    let signatures: Vec<KeySignature> = signed
+        .iter()
+        .map(|id| KeySignature {
+            target_user: (*id).clone(),
+            target_key: "DEV".into(),
+            signer_user: (*id).clone(),
+            signer_key_id: "ed25519:SSK".into(),
+            signature: format!("sig-{id}"),
+        })
+        .collect();
+    store.add_key_signatures(&signatures).await.unwrap();
+
+    // All but the last user are asked for, plus one with nothing stored.
+    let mut asked: Vec<String> = ids[..USERS - 1].to_vec();
+    asked.push("@nobody:localhost".into());
+    let keys = store.device_keys(&asked).await.unwrap();
+    assert_eq!(keys.len(), USERS - 1);
+    for (user, device, json) in &keys {
+        let i: usize = user[2..user.find(':').unwrap()].parse().unwrap();
+        assert_eq!(
+            (device.as_str(), json.clone()),
+            ("DEV", format!(r#"{{"n":{i}}}"#))
+        );
+    }
+    let wanted_signed = signed.iter().filter(|id| ***id != ids[USERS - 1]).count();
+    let masters = store.cross_signing_keys(&asked).await.unwrap();
+    assert_eq!(masters.len(), wanted_signed);
+    assert!(
+        masters
+            .iter()
+            .all(|k| k.public_key == format!("M-{}", k.user_id))
+    );
+    let sigs = store.key_signatures(&asked).await.unwrap();
+    assert_eq!(sigs.len(), wanted_signed);
+    assert!(
+        sigs.iter()
+            .all(|s| s.signature == format!("sig-{}", s.target_user))
+    );
+
+    let localparts: Vec<String> = (0..USERS).map(|i| format!("u{i}")).collect();
+    let mut asked: Vec<&str> = localparts.iter().map(String::as_str).collect();
+    asked.push("nobody");
+    let devices = store.devices_of(&asked).await.unwrap();
+    assert_eq!(devices.len(), USERS);
+    assert!(
+        devices
+            .iter()
+            .all(|(_, d)| d.device_id == "DEV" && d.display_name.as_deref() == Some("DEV name"))
+    );
+    let mut owners: Vec<&str> = devices.iter().map(|(l, _)| l.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    assert_eq!(owners.len(), USERS, "each user's device, once");
 }
 
 fn otk(id: &str, json: &str) -> OneTimeKey {
