@@ -193,7 +193,7 @@ if web:
         ("Compressed JavaScript before the crypto starts loading (signed-in chat view, empty cache)", f"{kb(web['js_before_crypto_kib'])} KB", "≤ 250 KB", kb(web["js_before_crypto_kib"]) <= 250),
         ("… then the crypto's JavaScript glue, loaded lazily with its wasm", f"{kb(web['crypto_glue_kib'])} KB", "", None),
         ("Interactive (room list shown) after navigation", f"{web['interactive_ms']} ms", "≤ 1 s", web["interactive_ms"] <= 1000),
-        ("Room switch, median (max) until the newest message shows", f"{web['room_switch_ms']} ms ({web['room_switch_max_ms']} ms)", "≤ 100 ms", web["room_switch_ms"] <= 100),
+        ("Room switch, median (max): from the click until the newest message is painted (timed in the page)", f"{web['room_switch_ms']} ms ({web['room_switch_max_ms']} ms)", "≤ 100 ms", web["room_switch_ms"] <= 100),
         (f"A room of {web['big_room_messages']:,} messages: paginating back to its start", f"{web['paginate_back_ms']} ms", "", None),
         ("… scrolling through it a page per frame: frame gap p50 / p95", f"{web['scroll_p50_frame_ms']} / {web['scroll_p95_frame_ms']} ms", "smooth (p95 ≤ 50 ms)", web["scroll_p95_frame_ms"] <= 50),
         ("… rows in the DOM (virtualised)", f"{web['rows_in_dom']}", "", None),
