@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::db::{BeginWrite, IN_CHUNK, on_pool, placeholders};
+use crate::db::{BeginWrite, fetch_in, on_pool};
 use crate::{Store, StoreError};
 
 /// Milliseconds since the Unix epoch.
@@ -419,25 +419,13 @@ impl Store {
         &self,
         localparts: &[&str],
     ) -> Result<Vec<(String, Device)>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in localparts.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT localpart, device_id, display_name, last_seen_ts, last_seen_ip FROM devices \
-                 WHERE localpart IN ({}) ORDER BY localpart, device_id",
-                placeholders(chunk.len())
-            );
-            on_pool!(&self.inner.db, pool => {
-                // Only placeholders are formatted into the SQL.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for localpart in chunk {
-                    query = query.bind(*localpart);
-                }
-                for row in query.fetch_all(pool).await? {
-                    out.push((row.try_get("localpart")?, device_from_row!(row)));
-                }
-            });
-        }
-        Ok(out)
+        Ok(fetch_in!(
+            &self.inner.db,
+            "SELECT localpart, device_id, display_name, last_seen_ts, last_seen_ip FROM devices \
+             WHERE localpart IN ({in}) ORDER BY localpart, device_id",
+            localparts,
+            |row| (row.try_get("localpart")?, device_from_row!(row))
+        ))
     }
 
     /// One device of a user.

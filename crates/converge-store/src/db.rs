@@ -41,6 +41,30 @@ pub(crate) fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// Reads rows for many values at once: `$sql` holds `{in}` where the `IN` list goes; it runs
+/// once per [`IN_CHUNK`] values, with the chunk bound, and `$map` turns each row into an
+/// item of the returned `Vec` (it may use `?`).
+macro_rules! fetch_in {
+    ($db:expr, $sql:expr, $values:expr, |$row:ident| $map:expr) => {{
+        let mut out = Vec::new();
+        for chunk in $values.chunks($crate::db::IN_CHUNK) {
+            let sql = $sql.replace("{in}", &$crate::db::placeholders(chunk.len()));
+            $crate::db::on_pool!($db, pool => {
+                // Only placeholders are formatted into the SQL; the values are bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for value in chunk {
+                    query = query.bind(value);
+                }
+                for $row in query.fetch_all(pool).await? {
+                    out.push($map);
+                }
+            });
+        }
+        out
+    }};
+}
+pub(crate) use fetch_in;
+
 /// Starting a transaction that writes. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes would fail with
 /// "database is locked" when another connection wrote in between, without waiting, while

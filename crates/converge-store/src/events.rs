@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use converge_core::{PersistedEvent, StreamPos};
 use sqlx::Row;
 
-use crate::db::{IN_CHUNK, on_pool, placeholders};
+use crate::db::{fetch_in, on_pool, placeholders};
 use crate::{Store, StoreError};
 
 macro_rules! event_columns {
@@ -141,25 +141,14 @@ impl Store {
         &self,
         event_ids: &[&str],
     ) -> Result<Vec<PersistedEvent>, StoreError> {
-        let mut out = Vec::with_capacity(event_ids.len());
-        for chunk in event_ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT {} FROM events WHERE event_id IN ({}) ORDER BY stream_pos",
-                event_columns!(),
-                placeholders(chunk.len())
-            );
-            on_pool!(&self.inner.db, pool => {
-                // Only placeholders are formatted into the SQL.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                for row in query.fetch_all(pool).await? {
-                    out.push(event_from_row!(row).1);
-                }
-            });
-        }
-        Ok(out)
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE event_id IN ({in}) ORDER BY stream_pos"
+        );
+        Ok(fetch_in!(&self.inner.db, SQL, event_ids, |row| {
+            event_from_row!(row).1
+        }))
     }
 
     /// Events after `after`, oldest first, at most `limit` of them, across all rooms.

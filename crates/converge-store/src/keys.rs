@@ -5,7 +5,7 @@
 use converge_core::StreamPos;
 use sqlx::Row;
 
-use crate::db::{BeginWrite, Db, IN_CHUNK, on_pool, placeholders};
+use crate::db::{BeginWrite, Db, fetch_in, on_pool};
 use crate::{Store, StoreError};
 
 /// A one-time key or fallback key: `algorithm:key_id` and its JSON.
@@ -100,24 +100,16 @@ impl Store {
         &self,
         users: &[String],
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in users.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT user_id, device_id, keys FROM device_keys WHERE user_id IN ({})",
-                placeholders(chunk.len())
-            );
-            on_pool!(&self.inner.db, pool => {
-                // Only placeholders are formatted into the SQL.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for user in chunk {
-                    query = query.bind(user);
-                }
-                for row in query.fetch_all(pool).await? {
-                    out.push((row.try_get("user_id")?, row.try_get("device_id")?, row.try_get("keys")?));
-                }
-            });
-        }
-        Ok(out)
+        Ok(fetch_in!(
+            &self.inner.db,
+            "SELECT user_id, device_id, keys FROM device_keys WHERE user_id IN ({in})",
+            users,
+            |row| (
+                row.try_get("user_id")?,
+                row.try_get("device_id")?,
+                row.try_get("keys")?
+            )
+        ))
     }
 
     /// Stores a device's keys (replacing what was there).
@@ -282,30 +274,17 @@ impl Store {
         &self,
         users: &[String],
     ) -> Result<Vec<CrossSigningKey>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in users.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT user_id, key_type, public_key, json FROM cross_signing_keys \
-                 WHERE user_id IN ({})",
-                placeholders(chunk.len())
-            );
-            on_pool!(&self.inner.db, pool => {
-                // Only placeholders are formatted into the SQL.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for user in chunk {
-                    query = query.bind(user);
-                }
-                for row in query.fetch_all(pool).await? {
-                    out.push(CrossSigningKey {
-                        user_id: row.try_get("user_id")?,
-                        key_type: row.try_get("key_type")?,
-                        public_key: row.try_get("public_key")?,
-                        json: row.try_get("json")?,
-                    });
-                }
-            });
-        }
-        Ok(out)
+        Ok(fetch_in!(
+            &self.inner.db,
+            "SELECT user_id, key_type, public_key, json FROM cross_signing_keys WHERE user_id IN ({in})",
+            users,
+            |row| CrossSigningKey {
+                user_id: row.try_get("user_id")?,
+                key_type: row.try_get("key_type")?,
+                public_key: row.try_get("public_key")?,
+                json: row.try_get("json")?,
+            }
+        ))
     }
 
     /// Stores cross-signing keys of a user (each replaces the key of its type).
@@ -348,31 +327,19 @@ impl Store {
 
     /// Every signature uploaded for keys of `users`.
     pub async fn key_signatures(&self, users: &[String]) -> Result<Vec<KeySignature>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in users.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT target_user, target_key, signer_user, signer_key_id, signature \
-                 FROM key_signatures WHERE target_user IN ({})",
-                placeholders(chunk.len())
-            );
-            on_pool!(&self.inner.db, pool => {
-                // Only placeholders are formatted into the SQL.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for user in chunk {
-                    query = query.bind(user);
-                }
-                for row in query.fetch_all(pool).await? {
-                    out.push(KeySignature {
-                        target_user: row.try_get("target_user")?,
-                        target_key: row.try_get("target_key")?,
-                        signer_user: row.try_get("signer_user")?,
-                        signer_key_id: row.try_get("signer_key_id")?,
-                        signature: row.try_get("signature")?,
-                    });
-                }
-            });
-        }
-        Ok(out)
+        Ok(fetch_in!(
+            &self.inner.db,
+            "SELECT target_user, target_key, signer_user, signer_key_id, signature \
+             FROM key_signatures WHERE target_user IN ({in})",
+            users,
+            |row| KeySignature {
+                target_user: row.try_get("target_user")?,
+                target_key: row.try_get("target_key")?,
+                signer_user: row.try_get("signer_user")?,
+                signer_key_id: row.try_get("signer_key_id")?,
+                signature: row.try_get("signature")?,
+            }
+        ))
     }
 
     /// Users whose devices or keys changed with `after < position <= until`.
