@@ -4,6 +4,9 @@
 //! matrix-sdk 0.19 with in-memory stores, and the room list and timelines through
 //! matrix-sdk-ui's `SyncService`, the way Element X does.
 
+// The timeline's futures are nested too deeply for rustc's default query depth.
+#![recursion_limit = "256"]
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -169,6 +172,23 @@ pub async fn start_sync(client: &Client) -> Result<SyncService> {
     })
     .await?;
     Ok(sync)
+}
+
+/// Opens a room as Element X does: subscribes to it through the room list service (a
+/// higher timeline_limit than the list's) and builds its timeline.
+pub async fn open_timeline(
+    client: &Client,
+    sync: &SyncService,
+    room_id: &RoomId,
+) -> Result<Timeline> {
+    use matrix_sdk_ui::timeline::RoomExt as _;
+    sync.room_list_service()
+        .set_room_subscriptions(&[room_id])
+        .await;
+    let room = client
+        .get_room(room_id)
+        .with_context(|| format!("the client knows {room_id}"))?;
+    room.timeline().await.context("build the timeline")
 }
 
 /// Runs `fut`, failing with `what` if it takes longer than [`WAIT`].

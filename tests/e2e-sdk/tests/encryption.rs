@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use converge_e2e_sdk::{
-    create_room, join_quietly, non_left_rooms, register_user, start_sync, watch_timeline, within,
+    create_room, join_quietly, non_left_rooms, open_timeline, register_user, start_sync,
+    watch_timeline, within,
 };
 use matrix_sdk::ruma::api::client::keys::get_keys;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
-use matrix_sdk_ui::timeline::RoomExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_message_decrypts_in_the_timeline() -> Result<()> {
@@ -74,11 +74,7 @@ async fn encrypted_message_decrypts_in_the_timeline() -> Result<()> {
     )
     .await?;
 
-    service.set_room_subscriptions(&[&room_id]).await;
-    let alice_room = alice
-        .get_room(&room_id)
-        .context("alice's client knows the room")?;
-    let timeline = alice_room.timeline().await.context("build the timeline")?;
+    let timeline = open_timeline(&alice, &sync, &room_id).await?;
     let mut view = watch_timeline(&timeline).await;
     view.wait_until("bob's message, decrypted, in alice's timeline", |items| {
         let Some(event) = items

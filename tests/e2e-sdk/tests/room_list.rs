@@ -30,6 +30,18 @@ async fn shared_rooms(
     Ok(rooms)
 }
 
+/// Each room's creation index, and the rooms newest first (the order the list must show
+/// once each room got a message in creation order).
+fn creation_order(rooms: &[Room]) -> (HashMap<OwnedRoomId, usize>, Vec<OwnedRoomId>) {
+    let index = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.room_id().to_owned(), i))
+        .collect();
+    let newest_first = rooms.iter().rev().map(|r| r.room_id().to_owned()).collect();
+    (index, newest_first)
+}
+
 /// Describes the rooms shown by their creation index, for failure messages.
 fn describe(shown: &[OwnedRoomId], index: &HashMap<OwnedRoomId, usize>) -> String {
     let names: Vec<String> = shown
@@ -96,13 +108,7 @@ async fn fifty_rooms_in_recency_order_with_unread_counts() -> Result<()> {
         }
         expected_counts.insert(room.room_id().to_owned(), (messages as u64, mention as u64));
     }
-    let index: HashMap<OwnedRoomId, usize> = rooms
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.room_id().to_owned(), i))
-        .collect();
-    let newest_first: Vec<OwnedRoomId> =
-        rooms.iter().rev().map(|r| r.room_id().to_owned()).collect();
+    let (index, newest_first) = creation_order(&rooms);
 
     let sync = start_sync(&alice).await?;
     let service = sync.room_list_service();
@@ -161,13 +167,7 @@ async fn a_new_message_moves_an_old_room_to_the_top() -> Result<()> {
     for (i, room) in rooms.iter().enumerate() {
         send_text(room, &format!("hello {i}")).await?;
     }
-    let index: HashMap<OwnedRoomId, usize> = rooms
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.room_id().to_owned(), i))
-        .collect();
-    let newest_first: Vec<OwnedRoomId> =
-        rooms.iter().rev().map(|r| r.room_id().to_owned()).collect();
+    let (index, newest_first) = creation_order(&rooms);
 
     let sync = start_sync(&alice).await?;
     let service = sync.room_list_service();

@@ -3,12 +3,11 @@
 
 use anyhow::{Context as _, Result, bail};
 use converge_e2e_sdk::{
-    create_room, join_quietly, message_bodies, non_left_rooms, register_user, send_text,
-    start_sync, watch_timeline, within,
+    create_room, join_quietly, message_bodies, non_left_rooms, open_timeline, register_user,
+    send_text, start_sync, watch_timeline, within,
 };
 use matrix_sdk_ui::Timeline;
 use matrix_sdk_ui::sync_service::SyncService;
-use matrix_sdk_ui::timeline::RoomExt as _;
 
 const MESSAGES: usize = 60;
 
@@ -41,11 +40,7 @@ async fn open_a_room_with_history()
         })
         .await?;
     }
-    service.set_room_subscriptions(&[&room_id]).await;
-    let alice_room = alice
-        .get_room(&room_id)
-        .context("alice's client knows the room")?;
-    let timeline = alice_room.timeline().await.context("build the timeline")?;
+    let timeline = open_timeline(&alice, &sync, &room_id).await?;
     Ok((alice, sync, timeline, expected))
 }
 
