@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use converge_core::{Membership, StreamPos};
 use converge_store::{Direction, MembershipRow, Store};
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::{Map, Value, json};
 
 use crate::caller::Caller;
@@ -35,6 +36,8 @@ use request::{ListFilters, RoomConfig, Scope, SlidingRequest};
 
 /// Heroes sent for a room without a name.
 const MAX_HEROES: usize = 5;
+/// Rooms of one response read from the store at the same time, at most.
+const ROOMS_AT_ONCE: usize = 8;
 
 pub struct SlidingSync {
     store: Store,
@@ -231,12 +234,14 @@ impl SlidingSync {
             }
         }
 
-        let mut rooms = Map::new();
-        for (room_id, placement) in &placements {
-            let candidate = by_id[room_id.as_str()];
-            let sent = base.rooms.get(room_id);
-            let (section, sent_now) = self
-                .room(
+        // The rooms are read a few at a time: each needs a handful of store reads, and
+        // waiting for them one room after another would add up their round trips.
+        let reads: Vec<_> = placements
+            .iter()
+            .map(|(room_id, placement)| {
+                let candidate = by_id[room_id.as_str()];
+                let sent = base.rooms.get(room_id);
+                self.room(
                     caller,
                     candidate,
                     &placement.config,
@@ -245,7 +250,14 @@ impl SlidingSync {
                     now,
                     &direct,
                 )
-                .await?;
+            })
+            .collect();
+        let built: Vec<(Option<Value>, SentRoom)> = stream::iter(reads)
+            .buffered(ROOMS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut rooms = Map::new();
+        for (room_id, (section, sent_now)) in placements.keys().zip(built) {
             if let Some(section) = section {
                 news = true;
                 rooms.insert(room_id.clone(), section);
