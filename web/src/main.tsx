@@ -102,7 +102,15 @@ function FirstRun({ setup, onDone, onSkip }: { setup: api.SetupInfo; onDone: () 
                 Converge, then come back and sign in:
             </p>
             <pre class="code-block">
-                <code>{command}</code>
+                {/* Lines may break between the words of the command, never inside an option. */}
+                <code>
+                    {command.split(" ").map((word, i) => (
+                        <>
+                            {i > 0 && " "}
+                            <span class="no-break">{word}</span>
+                        </>
+                    ))}
+                </code>
             </pre>
             <p class="muted">
                 Replace NAME with the username you want, type the password, press Enter and then Ctrl-D. With Docker, run it
