@@ -227,14 +227,16 @@ impl E2ee {
         // Every user's devices (for display names; keys of a deleted device are not served)
         // and keys, each in one batched read.
         let localparts: Vec<&str> = users.iter().map(|u| localpart_of(u)).collect();
-        let mut names: HashMap<(&str, String), Option<String>> = HashMap::new();
         let devices = self.store.devices_of(&localparts).await?;
-        for (localpart, device) in &devices {
-            names.insert(
-                (localpart.as_str(), device.device_id.clone()),
-                device.display_name.clone(),
-            );
-        }
+        let names: HashMap<(&str, &str), Option<&str>> = devices
+            .iter()
+            .map(|(localpart, d)| {
+                (
+                    (localpart.as_str(), d.device_id.as_str()),
+                    d.display_name.as_deref(),
+                )
+            })
+            .collect();
         let mut keys_of: HashMap<&str, Vec<(&String, &String)>> = HashMap::new();
         let rows = self.store.device_keys(&users).await?;
         for (user, device, json) in &rows {
@@ -248,7 +250,7 @@ impl E2ee {
             let localpart = localpart_of(user);
             let mut of_user = Map::new();
             for &(device, json) in keys_of.get(user.as_str()).into_iter().flatten() {
-                let Some(name) = names.get(&(localpart, device.clone())) else {
+                let Some(name) = names.get(&(localpart, device.as_str())) else {
                     continue;
                 };
                 if !devices.is_empty() && !devices.contains(device) {
