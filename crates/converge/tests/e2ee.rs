@@ -70,6 +70,14 @@ async fn device_keys_are_kept_as_signed_and_never_change() {
     let (status, body) = upload(&t, &alice, json!({ "device_keys": keys })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["one_time_key_counts"]["signed_curve25519"], 0);
+    let (status, body) = t
+        .put(
+            &format!("{V3}/devices/{}", alice.device_id),
+            Some(&alice.token),
+            json!({ "display_name": "Alice's laptop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     let (status, body) = t
         .post(
@@ -82,7 +90,7 @@ async fn device_keys_are_kept_as_signed_and_never_change() {
     let got = &body["device_keys"][&alice.user_id][&alice.device_id];
     assert_eq!(got["keys"], keys["keys"]);
     assert_eq!(got["signatures"], keys["signatures"]);
-    assert!(got["unsigned"]["device_display_name"].is_string() || got["unsigned"].is_null());
+    assert_eq!(got["unsigned"]["device_display_name"], "Alice's laptop");
     // Asking for another device of alice's gives nothing; a remote user is a failure.
     let (_, body) = t
         .post(
