@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -199,111 +200,34 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = Result<T>>) -> Resu
     }
 }
 
-/// The rooms of a room list as Element X shows them: the entries of
-/// `entries_with_dynamic_adapters` under a filter, kept current by applying each diff.
-pub struct RoomListView<S> {
+/// A vector the SDK keeps current through a stream of diffs (a room list, a timeline),
+/// with a bounded wait for a condition on it.
+pub struct LiveVector<T: Clone, S> {
+    /// What it is, for failure messages ("room list", "timeline").
+    name: &'static str,
     stream: S,
-    pub rooms: Vector<RoomListItem>,
+    pub items: Vector<T>,
 }
 
-impl<S> RoomListView<S>
+impl<T: Clone, S> LiveVector<T, S>
 where
-    S: Stream<Item = Vec<VectorDiff<RoomListItem>>> + Unpin,
+    S: Stream<Item = Vec<VectorDiff<T>>> + Unpin,
 {
-    pub fn new(stream: S) -> Self {
+    pub fn new(name: &'static str, items: Vector<T>, stream: S) -> Self {
         Self {
+            name,
             stream,
-            rooms: Vector::new(),
+            items,
         }
     }
 
-    /// Applies diffs until `check` returns `Ok` for the rooms shown, for at most [`WAIT`];
-    /// on timeout the error is `check`'s last complaint.
-    pub async fn wait_until<T>(
-        &mut self,
-        what: &str,
-        mut check: impl FnMut(&Vector<RoomListItem>) -> std::result::Result<T, String>,
-    ) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let complaint = match check(&self.rooms) {
-                Ok(value) => return Ok(value),
-                Err(complaint) => complaint,
-            };
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(diffs)) => {
-                    for diff in diffs {
-                        diff.apply(&mut self.rooms);
-                    }
-                }
-                Ok(None) => {
-                    bail!("the room list stream ended while waiting for {what}: {complaint}")
-                }
-                Err(_) => bail!("timed out after {WAIT:?} waiting for {what}: {complaint}"),
-            }
-        }
-    }
-}
-
-/// The room list of a running `SyncService`, under Element X's default "all non-left
-/// rooms" filter, `page_size` rooms a page; call with the service's `all_rooms()` list.
-pub fn non_left_rooms(
-    all_rooms: &matrix_sdk_ui::room_list_service::RoomList,
-    page_size: usize,
-) -> RoomListView<impl Stream<Item = Vec<VectorDiff<RoomListItem>>> + Unpin + '_> {
-    let (stream, controller) = all_rooms.entries_with_dynamic_adapters(page_size);
-    let stream = Box::pin(stream);
-    // The stream yields nothing until a filter is set; setting it needs the stream alive.
-    assert!(
-        controller.set_filter(Box::new(new_filter_non_left())),
-        "the room list stream was dropped before its filter was set"
-    );
-    RoomListView::new(stream)
-}
-
-/// The room ids of the rooms shown, in order.
-pub fn room_ids(rooms: &Vector<RoomListItem>) -> Vec<OwnedRoomId> {
-    rooms.iter().map(|r| r.room_id().to_owned()).collect()
-}
-
-/// The text bodies of the message items of a timeline, oldest first.
-pub fn message_bodies(items: &Vector<std::sync::Arc<TimelineItem>>) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|item| item.as_event())
-        .filter_map(|event| event.content().as_message().map(|m| m.body().to_owned()))
-        .collect()
-}
-
-/// The timeline's items kept current, with a bounded wait for a condition on them.
-pub struct TimelineView<S> {
-    stream: S,
-    pub items: Vector<std::sync::Arc<TimelineItem>>,
-}
-
-/// Subscribes to a timeline's items.
-pub async fn watch_timeline(
-    timeline: &Timeline,
-) -> TimelineView<impl Stream<Item = Vec<VectorDiff<std::sync::Arc<TimelineItem>>>> + Unpin + use<>>
-{
-    let (items, stream) = timeline.subscribe().await;
-    TimelineView {
-        stream: Box::pin(stream),
-        items,
-    }
-}
-
-impl<S> TimelineView<S>
-where
-    S: Stream<Item = Vec<VectorDiff<std::sync::Arc<TimelineItem>>>> + Unpin,
-{
     /// Applies diffs until `check` returns `Ok` for the items, for at most [`WAIT`]; on
     /// timeout the error is `check`'s last complaint.
-    pub async fn wait_until<T>(
+    pub async fn wait_until<R>(
         &mut self,
         what: &str,
-        mut check: impl FnMut(&Vector<std::sync::Arc<TimelineItem>>) -> std::result::Result<T, String>,
-    ) -> Result<T> {
+        mut check: impl FnMut(&Vector<T>) -> std::result::Result<R, String>,
+    ) -> Result<R> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let complaint = match check(&self.items) {
@@ -316,11 +240,53 @@ where
                         diff.apply(&mut self.items);
                     }
                 }
-                Ok(None) => {
-                    bail!("the timeline stream ended while waiting for {what}: {complaint}")
-                }
+                Ok(None) => bail!(
+                    "the {} stream ended while waiting for {what}: {complaint}",
+                    self.name
+                ),
                 Err(_) => bail!("timed out after {WAIT:?} waiting for {what}: {complaint}"),
             }
         }
     }
+}
+
+/// The room list of a running `SyncService`, under Element X's default "all non-left
+/// rooms" filter, `page_size` rooms a page; call with the service's `all_rooms()` list.
+pub fn non_left_rooms(
+    all_rooms: &matrix_sdk_ui::room_list_service::RoomList,
+    page_size: usize,
+) -> LiveVector<RoomListItem, impl Stream<Item = Vec<VectorDiff<RoomListItem>>> + Unpin + '_> {
+    let (stream, controller) = all_rooms.entries_with_dynamic_adapters(page_size);
+    let stream = Box::pin(stream);
+    // The stream yields nothing until a filter is set; setting it needs the stream alive.
+    assert!(
+        controller.set_filter(Box::new(new_filter_non_left())),
+        "the room list stream was dropped before its filter was set"
+    );
+    LiveVector::new("room list", Vector::new(), stream)
+}
+
+/// The room ids of the rooms shown, in order.
+pub fn room_ids(rooms: &Vector<RoomListItem>) -> Vec<OwnedRoomId> {
+    rooms.iter().map(|r| r.room_id().to_owned()).collect()
+}
+
+/// The text bodies of the message items of a timeline, oldest first.
+pub fn message_bodies(items: &Vector<Arc<TimelineItem>>) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|item| item.as_event())
+        .filter_map(|event| event.content().as_message().map(|m| m.body().to_owned()))
+        .collect()
+}
+
+/// Subscribes to a timeline's items.
+pub async fn watch_timeline(
+    timeline: &Timeline,
+) -> LiveVector<
+    Arc<TimelineItem>,
+    impl Stream<Item = Vec<VectorDiff<Arc<TimelineItem>>>> + Unpin + use<>,
+> {
+    let (items, stream) = timeline.subscribe().await;
+    LiveVector::new("timeline", items, Box::pin(stream))
 }
