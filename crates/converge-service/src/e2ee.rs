@@ -318,19 +318,23 @@ impl E2ee {
                 "at most {MAX_CLAIM_DEVICES} devices per claim"
             )));
         }
-        let mut claimed: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         let mut failures = Map::new();
-        for (user, device, algorithm) in wanted {
-            if !self.is_local(&user) {
-                if let Some((_, server)) = user.rsplit_once(':') {
-                    failures.insert(
-                        server.to_owned(),
-                        json!({ "errcode": "M_NOT_FOUND", "error": "this server does not federate" }),
-                    );
-                }
-                continue;
+        let (local, remote): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .partition(|(user, _, _)| self.is_local(user));
+        for (user, _, _) in remote {
+            if let Some((_, server)) = user.split_once(':') {
+                failures.insert(
+                    server.to_owned(),
+                    json!({ "errcode": "M_NOT_FOUND", "error": "this server does not federate" }),
+                );
             }
-            if let Some(key) = self.store.claim_key(&user, &device, &algorithm).await? {
+        }
+        // All in one transaction: a claim of 100 devices is one commit, not 100.
+        let keys = self.store.claim_keys(&local).await?;
+        let mut claimed: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        for ((user, device, _), key) in local.into_iter().zip(keys) {
+            if let Some(key) = key {
                 let value: Value = serde_json::from_str(&key.json).unwrap_or(Value::Null);
                 claimed.entry(user).or_default().insert(
                     device,

@@ -198,39 +198,54 @@ impl Store {
         device_id: &str,
         algorithm: &str,
     ) -> Result<Option<OneTimeKey>, StoreError> {
+        let wanted = [(
+            user_id.to_owned(),
+            device_id.to_owned(),
+            algorithm.to_owned(),
+        )];
+        Ok(self.claim_keys(&wanted).await?.pop().flatten())
+    }
+
+    /// Claims a key for each (user, device, algorithm), as [`Store::claim_key`] does, all
+    /// in one transaction; the answers are in the order asked.
+    pub async fn claim_keys(
+        &self,
+        wanted: &[(String, String, String)],
+    ) -> Result<Vec<Option<OneTimeKey>>, StoreError> {
         let sql = claim_sql(&self.inner.db);
         on_pool!(&self.inner.db, pool => {
+            // Rows are locked in one order (PostgreSQL), so two claims naming the same
+            // devices in other orders cannot deadlock on the fallback keys.
+            let mut order: Vec<usize> = (0..wanted.len()).collect();
+            order.sort_by(|&a, &b| wanted[a].cmp(&wanted[b]));
             let mut tx = pool.begin_write().await?;
-            let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(user_id).bind(device_id).bind(algorithm)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let key = match claimed {
-                Some(row) => Some(OneTimeKey {
-                    algorithm: algorithm.to_owned(),
-                    key_id: row.try_get("key_id")?,
-                    json: row.try_get("json")?,
-                }),
-                None => {
-                    let fallback = sqlx::query(
+            let mut keys = vec![None; wanted.len()];
+            for i in order {
+                let (user_id, device_id, algorithm) = &wanted[i];
+                let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user_id).bind(device_id).bind(algorithm)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let row = match claimed {
+                    Some(row) => Some(row),
+                    None => sqlx::query(
                         "UPDATE fallback_keys SET used = TRUE WHERE user_id = $1 AND device_id = $2 \
                          AND algorithm = $3 RETURNING key_id, json",
                     )
                     .bind(user_id).bind(device_id).bind(algorithm)
                     .fetch_optional(&mut *tx)
-                    .await?;
-                    match fallback {
-                        Some(row) => Some(OneTimeKey {
-                            algorithm: algorithm.to_owned(),
-                            key_id: row.try_get("key_id")?,
-                            json: row.try_get("json")?,
-                        }),
-                        None => None,
-                    }
+                    .await?,
+                };
+                if let Some(row) = row {
+                    keys[i] = Some(OneTimeKey {
+                        algorithm: algorithm.clone(),
+                        key_id: row.try_get("key_id")?,
+                        json: row.try_get("json")?,
+                    });
                 }
-            };
+            }
             tx.commit().await?;
-            Ok(key)
+            Ok(keys)
         })
     }
 

@@ -49,6 +49,7 @@ converge_store::on_both_backends!(
     device_and_cross_signing_keys_and_signatures,
     keys_and_devices_of_many_users_are_read_at_once,
     one_time_keys_are_claimed_once_then_the_fallback,
+    claims_for_many_devices_are_one_transaction_in_the_order_asked,
     to_device_messages_and_device_list_changes_follow_the_stream,
     key_backup_keeps_the_better_session,
     push_actions_count_per_thread_and_feed_pushers,
@@ -2594,6 +2595,90 @@ async fn keys_and_devices_of_many_users_are_read_at_once(h: &Harness) {
     owners.sort_unstable();
     owners.dedup();
     assert_eq!(owners.len(), USERS, "each user's device, once");
+}
+
+/// A claim names many devices: each gets its own one-time key (then its fallback key), a
+/// device with neither gets nothing, and the answers come in the order asked; batched
+/// claims racing each other still never hand out a key twice.
+async fn claims_for_many_devices_are_one_transaction_in_the_order_asked(h: &Harness) {
+    let store = &h.store;
+    let alg = "signed_curve25519";
+    for d in 0..3 {
+        let device = format!("D{d}");
+        let keys: Vec<OneTimeKey> = (0..2)
+            .map(|n| otk(&format!("{device}-K{n}"), "{}"))
+            .collect();
+        store
+            .add_one_time_keys("@carol:localhost", &device, &keys)
+            .await
+            .unwrap();
+        store
+            .set_fallback_key(
+                "@carol:localhost",
+                &device,
+                &otk(&format!("{device}-FB"), "{}"),
+            )
+            .await
+            .unwrap();
+    }
+    let ask = |devices: &[&str]| -> Vec<(String, String, String)> {
+        devices
+            .iter()
+            .map(|d| {
+                (
+                    "@carol:localhost".to_owned(),
+                    (*d).to_owned(),
+                    alg.to_owned(),
+                )
+            })
+            .collect()
+    };
+    let id = |k: &Option<OneTimeKey>| k.as_ref().map(|k| k.key_id.clone());
+    let first = store.claim_keys(&ask(&["D2", "NONE", "D0"])).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(
+        id(&first[0]).unwrap().starts_with("D2-K"),
+        "{:?}",
+        id(&first[0])
+    );
+    assert_eq!(id(&first[1]), None, "a device with no keys gets nothing");
+    assert!(id(&first[2]).unwrap().starts_with("D0-K"));
+    // Eight batches of all three devices at once: 2 + 2 + 2 one-time keys less the two
+    // taken, each handed out once; every other answer is that device's fallback key.
+    // Half of them name the devices in the other order (which must not deadlock).
+    let batches = (0..8).map(|b| {
+        let store = store.clone();
+        let devices = if b % 2 == 0 {
+            ["D0", "D1", "D2"]
+        } else {
+            ["D2", "D1", "D0"]
+        };
+        let wanted = ask(&devices);
+        tokio::spawn(async move { (devices, store.claim_keys(&wanted).await) })
+    });
+    let mut ids = Vec::new();
+    for batch in batches {
+        let (devices, keys) = batch.await.unwrap();
+        for (device, key) in devices.iter().zip(keys.unwrap()) {
+            let key = key.expect("a one-time key or the fallback");
+            assert!(
+                key.key_id.starts_with(&format!("{device}-")),
+                "{} for {device}",
+                key.key_id
+            );
+            ids.push(key.key_id);
+        }
+    }
+    let mut one_time: Vec<&String> = ids.iter().filter(|k| !k.ends_with("-FB")).collect();
+    one_time.sort_unstable();
+    let claimed = one_time.len();
+    one_time.dedup();
+    assert_eq!(
+        (claimed, one_time.len()),
+        (4, 4),
+        "each one-time key once: {ids:?}"
+    );
+    assert_eq!(ids.len(), 24);
 }
 
 fn otk(id: &str, json: &str) -> OneTimeKey {
