@@ -461,10 +461,20 @@ async fn pushers_deliver_in_the_gateway_format_and_retry() {
         (got.len() >= 2).then_some(got)
     })
     .await;
-    assert!(
-        gateway.got.lock().unwrap()[0]["notification"]["event_id"] != event_id.as_str(),
-        "the invite was delivered first"
-    );
+    {
+        let all = gateway.got.lock().unwrap();
+        let order: Vec<(&Value, &Value, &Value)> = all
+            .iter()
+            .map(|n| {
+                let n = &n["notification"];
+                (&n["devices"][0]["pushkey"], &n["type"], &n["event_id"])
+            })
+            .collect();
+        assert!(
+            all[0]["notification"]["event_id"] != event_id.as_str(),
+            "the invite was delivered first; deliveries (pushkey, type, event): {order:?}"
+        );
+    }
     let full = got
         .iter()
         .find(|n| n["notification"]["devices"][0]["pushkey"] == "full")
