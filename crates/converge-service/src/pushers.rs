@@ -1,7 +1,9 @@
 //! Pushers: where a user's notifications are delivered (HTTP push gateways, such as the
 //! one behind a phone app), and the task that delivers them from the notifications stored
 //! with each event — a durable outbox, at least once, in order, retried with backoff, and
-//! never to an address the SSRF policy refuses.
+//! never to an address the SSRF policy refuses. What is waiting follows the user's
+//! membership when it goes out, as `GET /notifications` does: an invite accepted before its
+//! push went out, or a room left meanwhile, is not pushed any more.
 //!
 //! Spec: <https://spec.matrix.org/v1.16/client-server-api/#push-notifications> (pushers)
 //! and the push gateway API <https://spec.matrix.org/v1.16/push-gateway-api/>.
