@@ -67,9 +67,12 @@ impl E2ee {
     }
 
     fn is_local(&self, user_id: &str) -> bool {
-        user_id
-            .rsplit_once(':')
-            .is_some_and(|(_, server)| server == self.server_name)
+        self.local_part(user_id).is_some()
+    }
+
+    /// The localpart of a user of this server; `None` for anyone else.
+    fn local_part<'a>(&self, user_id: &'a str) -> Option<&'a str> {
+        local_part(user_id, &self.server_name)
     }
 
     /// `POST /keys/upload`: the device's identity keys (once; they never change), one-time
@@ -215,18 +218,15 @@ impl E2ee {
         for (user, devices) in wanted {
             if self.is_local(&user) {
                 local.push((user, devices));
-            } else if let Some((_, server)) = user.rsplit_once(':') {
-                failures.insert(
-                    server.to_owned(),
-                    json!({ "errcode": "M_NOT_FOUND", "error": "this server does not federate" }),
-                );
+            } else {
+                not_federated(&mut failures, &user);
             }
         }
         let users: Vec<String> = local.iter().map(|(u, _)| u.clone()).collect();
         let signatures = self.signatures_by_target(&users).await?;
         // Every user's devices (for display names; keys of a deleted device are not served)
         // and keys, each in one batched read.
-        let localparts: Vec<&str> = users.iter().map(|u| localpart_of(u)).collect();
+        let localparts: Vec<&str> = users.iter().filter_map(|u| self.local_part(u)).collect();
         let devices = self.store.devices_of(&localparts).await?;
         let names: HashMap<(&str, &str), Option<&str>> = devices
             .iter()
@@ -247,7 +247,8 @@ impl E2ee {
         }
         let mut device_keys = Map::new();
         for (user, devices) in &local {
-            let localpart = localpart_of(user);
+            // Every user here is local.
+            let localpart = self.local_part(user).unwrap_or_default();
             let mut of_user = Map::new();
             for &(device, json) in keys_of.get(user.as_str()).into_iter().flatten() {
                 let Some(name) = names.get(&(localpart, device.as_str())) else {
@@ -323,12 +324,7 @@ impl E2ee {
             .into_iter()
             .partition(|(user, _, _)| self.is_local(user));
         for (user, _, _) in remote {
-            if let Some((_, server)) = user.split_once(':') {
-                failures.insert(
-                    server.to_owned(),
-                    json!({ "errcode": "M_NOT_FOUND", "error": "this server does not federate" }),
-                );
-            }
+            not_federated(&mut failures, &user);
         }
         // All in one transaction: a claim of 100 devices is one commit, not 100.
         let keys = self.store.claim_keys(&local).await?;
@@ -607,10 +603,9 @@ impl E2ee {
                     limit: MAX_TO_DEVICE_BYTES as u64,
                 });
             }
-            if !self.is_local(&user) {
+            let Some(localpart) = self.local_part(&user) else {
                 continue;
-            }
-            let localpart = localpart_of(&user);
+            };
             let known: Vec<String> = self
                 .store
                 .devices(localpart)
@@ -690,13 +685,22 @@ impl E2ee {
     }
 }
 
-/// The localpart of a user ID (`@alice:example.org:8448` → `alice`; a localpart has no
-/// colon, a server name may); empty for a malformed ID.
-fn localpart_of(user_id: &str) -> &str {
-    user_id
-        .strip_prefix('@')
-        .and_then(|u| u.split_once(':'))
-        .map_or("", |(l, _)| l)
+/// The localpart of a user of `server_name` (`@alice:example.org:8448` → `alice`: a
+/// localpart has no colon, a server name may); `None` for anyone else.
+fn local_part<'a>(user_id: &'a str, server_name: &str) -> Option<&'a str> {
+    let (localpart, server) = user_id.strip_prefix('@')?.split_once(':')?;
+    (server == server_name).then_some(localpart)
+}
+
+/// Records, under the user's server name, that keys of users on other servers cannot be
+/// had: Converge does not federate.
+fn not_federated(failures: &mut Map<String, Value>, user_id: &str) {
+    if let Some((_, server)) = user_id.split_once(':') {
+        failures.insert(
+            server.to_owned(),
+            json!({ "errcode": "M_NOT_FOUND", "error": "this server does not federate" }),
+        );
+    }
 }
 
 /// Adds signatures uploaded later to a key's own `signatures`.
@@ -711,5 +715,31 @@ fn merge_signatures(key: &mut Value, extra: Option<&Vec<KeySignature>>) {
         }
         key["signatures"][&signature.signer_user][&signature.signer_key_id] =
             json!(signature.signature);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_users_are_found_with_a_port_in_the_server_name() {
+        assert_eq!(
+            local_part("@alice:example.org:8448", "example.org:8448"),
+            Some("alice")
+        );
+        assert_eq!(
+            local_part("@alice:example.org", "example.org"),
+            Some("alice")
+        );
+        assert_eq!(local_part("@alice:example.org", "example.org:8448"), None);
+        assert_eq!(
+            local_part("@alice:other.org:8448", "example.org:8448"),
+            None
+        );
+        assert_eq!(local_part("alice", "example.org"), None);
+        let mut failures = Map::new();
+        not_federated(&mut failures, "@bob:other.org:8448");
+        assert!(failures.contains_key("other.org:8448"), "{failures:?}");
     }
 }
