@@ -190,24 +190,9 @@ impl Store {
         })
     }
 
-    /// Claims one key of `algorithm` for a device: a one-time key (removed, so no two
-    /// claimers get the same), else its fallback key (marked used, handed out again).
-    pub async fn claim_key(
-        &self,
-        user_id: &str,
-        device_id: &str,
-        algorithm: &str,
-    ) -> Result<Option<OneTimeKey>, StoreError> {
-        let wanted = [(
-            user_id.to_owned(),
-            device_id.to_owned(),
-            algorithm.to_owned(),
-        )];
-        Ok(self.claim_keys(&wanted).await?.pop().flatten())
-    }
-
-    /// Claims a key for each (user, device, algorithm), as [`Store::claim_key`] does, all
-    /// in one transaction; the answers are in the order asked.
+    /// Claims a key for each (user, device, algorithm), all in one transaction, answered in
+    /// the order asked: a one-time key (removed, so no two claimers get the same), else the
+    /// device's fallback key (marked used, handed out again), else nothing.
     pub async fn claim_keys(
         &self,
         wanted: &[(String, String, String)],

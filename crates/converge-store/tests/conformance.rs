@@ -2106,9 +2106,9 @@ async fn every_write_survives_32_concurrent_writers(h: &Harness) {
             );
             check(
                 &mut errors,
-                "claim_key",
+                "claim_keys",
                 store
-                    .claim_key(shared_user, "SHARED", "signed_curve25519")
+                    .claim_keys(&[wanted_key(shared_user, "SHARED")])
                     .await
                     .map(drop),
             );
@@ -2602,7 +2602,6 @@ async fn keys_and_devices_of_many_users_are_read_at_once(h: &Harness) {
 /// claims racing each other still never hand out a key twice.
 async fn claims_for_many_devices_are_one_transaction_in_the_order_asked(h: &Harness) {
     let store = &h.store;
-    let alg = "signed_curve25519";
     for d in 0..3 {
         let device = format!("D{d}");
         let keys: Vec<OneTimeKey> = (0..2)
@@ -2624,13 +2623,7 @@ async fn claims_for_many_devices_are_one_transaction_in_the_order_asked(h: &Harn
     let ask = |devices: &[&str]| -> Vec<(String, String, String)> {
         devices
             .iter()
-            .map(|d| {
-                (
-                    "@carol:localhost".to_owned(),
-                    (*d).to_owned(),
-                    alg.to_owned(),
-                )
-            })
+            .map(|d| wanted_key("@carol:localhost", d))
             .collect()
     };
     let id = |k: &Option<OneTimeKey>| k.as_ref().map(|k| k.key_id.clone());
@@ -2681,6 +2674,28 @@ async fn claims_for_many_devices_are_one_transaction_in_the_order_asked(h: &Harn
     assert_eq!(ids.len(), 24);
 }
 
+/// A claim of one device's signed_curve25519 key.
+fn wanted_key(user: &str, device: &str) -> (String, String, String) {
+    (
+        user.to_owned(),
+        device.to_owned(),
+        "signed_curve25519".to_owned(),
+    )
+}
+
+/// Claims one device's key on its own.
+async fn claim_one(
+    store: &converge_store::Store,
+    user: &str,
+    device: &str,
+) -> Result<Option<OneTimeKey>, StoreError> {
+    Ok(store
+        .claim_keys(&[wanted_key(user, device)])
+        .await?
+        .pop()
+        .flatten())
+}
+
 fn otk(id: &str, json: &str) -> OneTimeKey {
     OneTimeKey {
         algorithm: "signed_curve25519".into(),
@@ -2728,7 +2743,7 @@ async fn one_time_keys_are_claimed_once_then_the_fallback(h: &Harness) {
     // 48 claims at once: every one-time key goes to exactly one claimer, then the fallback.
     let claims = (0..48).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.claim_key(bob, "DEV", "signed_curve25519").await })
+        tokio::spawn(async move { claim_one(&store, bob, "DEV").await })
     });
     let mut got = Vec::new();
     for claim in claims {
@@ -2788,13 +2803,7 @@ async fn one_time_keys_are_claimed_once_then_the_fallback(h: &Harness) {
             .len(),
         1
     );
-    assert_eq!(
-        store
-            .claim_key(bob, "OTHER", "signed_curve25519")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(claim_one(store, bob, "OTHER").await.unwrap(), None);
 }
 
 async fn to_device_messages_and_device_list_changes_follow_the_stream(h: &Harness) {
